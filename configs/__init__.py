@@ -1,0 +1,1 @@
+"""Hydra configs, one top-level config per command (installed as package data)."""

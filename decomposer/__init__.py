@@ -1,0 +1,1 @@
+"""UVD: subgoals from demo videos (embedding backbones, decomposition, relabelling, relay)."""

@@ -1,0 +1,1 @@
+"""Conversion between the demo folder and other formats: robomimic HDF5, LeRobot v3."""

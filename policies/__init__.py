@@ -1,0 +1,1 @@
+"""BESO: goal-conditioned score-based diffusion policies (EDM denoiser, samplers, training)."""

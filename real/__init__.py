@@ -1,0 +1,1 @@
+"""Real robot: the Robot protocol, ROS bridge, control loop and safety shield."""

@@ -1,0 +1,1 @@
+"""Simulation: robosuite/MuJoCo environments, scripted experts, collection, evaluation."""
