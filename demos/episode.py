@@ -95,7 +95,8 @@ def check_lowdim(info: DatasetInfo, arrays: Mapping[str, np.ndarray], rel: str) 
                 value = a[tuple(bad_idx)]
                 where = "row " + ", col ".join(str(int(i)) for i in bad_idx)
                 bad(
-                    f"{name} has {int((~finite).sum())} non-finite values (first: {value} at {where})"
+                    f"{name} has {int((~finite).sum())} non-finite values "
+                    f"(first: {value} at {where})"
                 )
 
     check_numeric("action", action)
@@ -118,15 +119,15 @@ def check_lowdim(info: DatasetInfo, arrays: Mapping[str, np.ndarray], rel: str) 
             bad(f"state key {key} is missing (dataset.json lists it)")
         elif a.shape != (T, dim):
             bad(
-                f"{key} has shape {a.shape}, expected ({T}, {dim}) from action rows and dataset.json"
+                f"{key} has shape {a.shape}, expected ({T}, {dim}) "
+                "from action rows and dataset.json"
             )
         else:
             check_numeric(key, a)
 
     stage = arrays.get("stage")
-    if stage is not None:
-        if stage.shape != (T,) or not np.issubdtype(stage.dtype, np.integer):
-            bad(f"stage must be integer (T,) = ({T},), got {stage.dtype} {stage.shape}")
+    if stage is not None and (stage.shape != (T,) or not np.issubdtype(stage.dtype, np.integer)):
+        bad(f"stage must be integer (T,) = ({T},), got {stage.dtype} {stage.shape}")
     success = arrays.get("success")
     if success is not None and (success.shape != () or success.dtype != np.bool_):
         bad(f"success must be a single bool, got {success.dtype} {success.shape}")

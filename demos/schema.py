@@ -110,7 +110,8 @@ def check_dataset_json(obj: Any, path: str = DATASET_JSON) -> list[Problem]:
         bad(f"format_version {version} is not a valid version (1 is the first)")
 
     fps = obj.get("fps")
-    if not isinstance(fps, int | float) or isinstance(fps, bool) or not math.isfinite(fps) or fps <= 0:
+    is_number = isinstance(fps, int | float) and not isinstance(fps, bool)
+    if not is_number or not math.isfinite(fps) or fps <= 0:
         bad(f"fps must be a positive number, got {fps!r}")
 
     action = obj.get("action")

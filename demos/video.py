@@ -1,4 +1,4 @@
-"""mp4 in and out: OpenCV writes and reads; PyAV reads what OpenCV cannot (AV1, LeRobot's default)."""
+"""mp4 in and out: OpenCV writes and reads; PyAV reads what OpenCV cannot (AV1)."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def read_video_pts(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def resize_center_crop(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize (H, W, 3) to ``size`` = (h, w) keeping the aspect ratio; crop the overflow centrally."""
+    """Resize (H, W, 3) to ``size`` = (h, w), keeping the aspect ratio by a central crop."""
     h, w = size
     fh, fw = frame.shape[:2]
     if (fh, fw) == (h, w):
