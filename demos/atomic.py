@@ -58,3 +58,25 @@ def locked(lock_file: str | os.PathLike) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def staging_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """A fresh folder beside ``final`` that becomes ``final`` only if the block succeeds.
+
+    Converters write a whole demo folder here, so a failure halfway leaves nothing behind.
+    ``final`` must not exist yet (we never merge into, or overwrite, someone's data).
+    """
+    final = Path(final)
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; choose a new output folder")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    try:
+        yield tmp
+        os.rename(tmp, final)
+    finally:
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,82 @@
+"""uvdiff-convert: other formats into a demo folder, and a demo folder out to LeRobot v3."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import DemoFolderError
+
+FORMATS = {
+    "robomimic": "robomimic HDF5 (data/demo_i/{actions, obs/*, states}) -> demo folder",
+    "lerobot": "LeRobot dataset on disk (v3.0, or v2.1) -> demo folder",
+    "to-lerobot": "demo folder -> LeRobot dataset v3.0 (Parquet + mp4)",
+}
+
+
+def detect_format(src: Path) -> str:
+    if src.is_file() and src.suffix.lower() in (".hdf5", ".h5", ".hdf"):
+        return "robomimic"
+    if (src / "meta" / "info.json").is_file():
+        return "lerobot"
+    if (src / "dataset.json").is_file():
+        return "to-lerobot"
+    raise DemoFolderError(
+        "cannot tell the format: not an .hdf5 file, a LeRobot dataset (meta/info.json) "
+        "or a demo folder (dataset.json); pass --from",
+        str(src),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="uvdiff-convert",
+        description="Convert demonstrations into a uvdiff demo folder, or a demo folder into a "
+        "LeRobot v3 dataset. The output folder must not exist; it appears only when the "
+        "conversion has succeeded.",
+        epilog="formats:\n"
+        + "\n".join(f"  {k:<11} {v}" for k, v in FORMATS.items())
+        + "\n\nexamples:\n  uvdiff-convert lift_ph.hdf5 demos/lift\n"
+        "  uvdiff-convert ~/.cache/huggingface/lerobot/user/ds demos/ds\n"
+        "  uvdiff-convert demos/lift lerobot/lift --from to-lerobot",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("src", type=Path, help="input: .hdf5 file, LeRobot folder or demo folder")
+    parser.add_argument("out", type=Path, help="output folder (must not exist)")
+    parser.add_argument(
+        "--from",
+        dest="fmt",
+        choices=sorted(FORMATS),
+        help="input format (default: detected from src)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        fmt = args.fmt or detect_format(args.src)
+        progress = not args.no_progress
+        if fmt == "robomimic":
+            from .robomimic import convert_robomimic
+
+            convert_robomimic(args.src, args.out, progress=progress)
+        elif fmt == "lerobot":
+            from .lerobot import import_lerobot
+
+            import_lerobot(args.src, args.out, progress=progress)
+        else:
+            from .lerobot import export_lerobot
+
+            export_lerobot(args.src, args.out, progress=progress)
+    except DemoFolderError as e:
+        for problem in e.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    except FileExistsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
