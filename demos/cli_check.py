@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     if report.problems:
         for problem in report.problems:
             print(f"{args.demo_dir.rstrip('/')}/{problem}")
+        sys.stdout.flush()
         print(f"{len(report.problems)} problem(s) in {args.demo_dir}", file=sys.stderr)
         return 1
     print(report.summary())

@@ -80,17 +80,17 @@ def _iter_pyav(path: Path) -> Iterator[np.ndarray]:
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as e:
-        raise VideoError(f"cannot be opened as a video ({e})", str(path)) from None
+        raise VideoError(f"cannot be opened as a video ({_reason(e)})", str(path)) from None
     try:
         if not container.streams.video:
-            raise VideoError("has no video stream", str(path))
+            raise VideoError("has no video stream (truncated, or not a video)", str(path))
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         try:
             for frame in container.decode(stream):
                 yield frame.to_ndarray(format="rgb24")
         except av.FFmpegError as e:
-            raise VideoError(f"decoding failed ({e})", str(path)) from None
+            raise VideoError(f"decoding failed ({_reason(e)})", str(path)) from None
     finally:
         container.close()
 
@@ -122,7 +122,7 @@ def read_video_pts(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as e:
-        raise VideoError(f"cannot be opened as a video ({e})", str(path)) from None
+        raise VideoError(f"cannot be opened as a video ({_reason(e)})", str(path)) from None
     frames, times = [], []
     with container:
         stream = container.streams.video[0]
@@ -133,11 +133,16 @@ def read_video_pts(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
                 times.append(float(frame.pts * stream.time_base))
         except av.FFmpegError as e:
             raise VideoError(
-                f"decoding failed after {len(frames)} frames ({e})", str(path)
+                f"decoding failed after {len(frames)} frames ({_reason(e)})", str(path)
             ) from None
     if not frames:
         raise VideoError("holds no decodable frame", str(path))
     return np.stack(frames), np.asarray(times)
+
+
+def _reason(e: Exception) -> str:
+    """FFmpeg's words without the file name, which the error names already."""
+    return getattr(e, "strerror", None) or str(e)
 
 
 def resize_center_crop(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
