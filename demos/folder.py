@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ class DemoFolder:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.info = DatasetInfo.load(self.root)
+        self._next_index: int | None = None  # where this writer's next episode goes
 
     @classmethod
     def create(cls, root: str | os.PathLike, info: DatasetInfo) -> DemoFolder:
@@ -50,7 +52,8 @@ class DemoFolder:
         ep_dir = self.root / EPISODES
         if not ep_dir.is_dir():
             return []
-        return sorted(p.name for p in ep_dir.iterdir() if _EPISODE_ID.match(p.name) and p.is_dir())
+        with os.scandir(ep_dir) as entries:
+            return sorted(e.name for e in entries if _EPISODE_ID.match(e.name) and e.is_dir())
 
     def __len__(self) -> int:
         return len(self.episode_ids)
@@ -153,13 +156,28 @@ class DemoFolder:
                         atomic_write_json(self.root / DATASET_JSON, self.info.to_json())
                     if episode.task is not None:
                         np.savez(tmp / LOWDIM, **episode.lowdim_arrays(self.info))
-                ids = self.episode_ids
-                name = _episode_name(int(ids[-1]) + 1 if ids else 0)
-                os.rename(tmp, ep_root / name)
-            return name
+                return self._move_into_place(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def _move_into_place(self, tmp: Path) -> str:
+        """Rename a finished episode to the next free id (a scan only when another writer
+        took it), so appending n episodes does not cost n directory listings."""
+        while True:
+            if self._next_index is None:
+                ids = self.episode_ids
+                self._next_index = int(ids[-1]) + 1 if ids else 0
+            name = _episode_name(self._next_index)
+            try:
+                os.rename(tmp, self.root / EPISODES / name)  # fails onto a non-empty episode
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                self._next_index = None
+                continue
+            self._next_index += 1
+            return name
 
     def _check_camera(self, camera: str) -> None:
         if camera not in self.info.cameras:
