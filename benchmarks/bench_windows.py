@@ -8,7 +8,6 @@ cache does). Usage: python benchmarks/bench_windows.py [--episodes 200] [--dir P
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,11 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _synthetic import make_folder  # noqa: E402
-
-from demos.cache import frame_cache  # noqa: E402
-from demos.windows import WindowDataset  # noqa: E402
+from demos.cache import frame_cache
+from demos.synthetic import make_folder
+from demos.windows import WindowDataset
 
 
 def decode_window(folder, ep: str, cam: str, t: int, n_obs: int) -> np.ndarray:
