@@ -1,0 +1,91 @@
+"""From subgoal frames to training labels, and scores against ground-truth stages.
+
+``goal_indices`` is the UVD relabelling: each step is conditioned on the next subgoal still
+ahead of it (a subgoal frame labels itself), which is what ``demos.windows.WindowDataset(
+goal="subgoal", goal_indices=...)`` reads. ``boundary_scores`` says how well subgoals land on
+the stage ends a scripted expert recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+
+def check_subgoals(subgoals: Sequence[int], T: int) -> np.ndarray:
+    """Strictly ascending int frames in [0, T-1] ending at T-1, or a ValueError saying why."""
+    if T < 1:
+        raise ValueError(f"T must be >= 1, got {T}")
+    s = np.asarray(subgoals)
+    if s.ndim != 1 or len(s) == 0 or not np.issubdtype(s.dtype, np.integer):
+        raise ValueError(f"subgoals must be a non-empty list of ints, got {subgoals!r}")
+    if (np.diff(s) <= 0).any():
+        raise ValueError(f"subgoals must be strictly ascending, got {s.tolist()}")
+    if s[0] < 0 or s[-1] != T - 1:
+        raise ValueError(f"subgoals must lie in [0, {T - 1}] and end at T-1={T - 1}: {s.tolist()}")
+    return s.astype(np.int64)
+
+
+def goal_indices(subgoals: Sequence[int], T: int) -> np.ndarray:
+    """(T,) int64: for each step t the first subgoal frame >= t."""
+    s = check_subgoals(subgoals, T)
+    return s[np.searchsorted(s, np.arange(T), side="left")]
+
+
+def budgets(subgoals: Sequence[int]) -> np.ndarray:
+    """Steps the demo spent reaching each subgoal from the previous one (the first from frame 0).
+
+    These are the per-subgoal step budgets that ``SubgoalRelay`` checks at inference.
+    """
+    s = np.asarray(subgoals, dtype=np.int64)
+    return np.diff(s, prepend=0)
+
+
+def stage_boundaries(stage: np.ndarray) -> np.ndarray:
+    """The last frame of every stage but the final one: t where stage[t] != stage[t+1]."""
+    stage = np.asarray(stage)
+    if stage.ndim != 1:
+        raise ValueError(f"stage must be 1-D (T,), got shape {stage.shape}")
+    return np.flatnonzero(stage[1:] != stage[:-1])
+
+
+def boundary_scores(
+    pred: Sequence[int], true_stage: np.ndarray, fps: float, tolerance_s: float = 0.5
+) -> dict[str, float | int]:
+    """Precision, recall and offset of predicted stage boundaries against the true ones.
+
+    Predicted boundaries are the subgoals except the final frame T-1; true ones are the last
+    frame of each stage except the final stage. Pairs are matched one-to-one within
+    ``tolerance_s``: the most pairs, and among those the smallest total offset.
+
+    Returns ``precision`` and ``recall`` (1.0 when there is nothing to predict / find),
+    ``mean_offset_s`` (signed, predicted minus true: negative means early) and
+    ``mean_abs_offset_s`` over matched pairs (NaN without a match), and the counts
+    ``n_pred``, ``n_true``, ``n_matched`` for pooling over episodes.
+    """
+    if not fps > 0 or not tolerance_s >= 0:
+        raise ValueError(f"fps must be > 0 and tolerance_s >= 0, got {fps}, {tolerance_s}")
+    T = len(true_stage)
+    p = check_subgoals(pred, T)[:-1]
+    t = stage_boundaries(true_stage)
+    offset = (p[:, None] - t[None, :]) / fps  # seconds, (n_pred, n_true)
+    ok = np.abs(offset) <= tolerance_s + 1e-9
+    matched = np.zeros(0)
+    if ok.any():
+        # infeasible pairs cost more than all feasible ones together: max matches, then min offset
+        big = 1.0 + np.abs(offset[ok]).sum()
+        rows, cols = linear_sum_assignment(np.where(ok, np.abs(offset), big))
+        keep = ok[rows, cols]
+        matched = offset[rows[keep], cols[keep]]
+    n = len(matched)
+    return {
+        "precision": n / len(p) if len(p) else 1.0,
+        "recall": n / len(t) if len(t) else 1.0,
+        "mean_offset_s": float(matched.mean()) if n else float("nan"),
+        "mean_abs_offset_s": float(np.abs(matched).mean()) if n else float("nan"),
+        "n_pred": len(p),
+        "n_true": len(t),
+        "n_matched": n,
+    }
