@@ -1,0 +1,253 @@
+"""The inference-time policy: observation history, action queue, goal, sampler settings.
+
+``Policy.from_pretrained(dir)``; ``reset()`` at each episode start; ``act(obs, goal)`` once per
+control step returns one action. It keeps the last ``n_obs`` observations and plans a chunk of
+``horizon`` actions when its queue is empty, executing ``n_action_steps`` of them (1 = BESO's
+re-planning every step), or blends overlapping chunks (``temporal_ensemble``, ACT's scheme).
+Each step's observation is encoded once, however many plans it takes part in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import EMA, MODEL, load_config, load_stats, load_weights, resolve
+from .config import INFERENCE_FIELDS, PolicyConfig
+from .model import BesoModel
+from .normalize import Normalizers
+from .samplers import get_sampler
+from .schedules import SCHEDULES
+
+Observation = Mapping[str, Any]
+
+
+def ensemble(chunks: Iterable[tuple[int, np.ndarray]], t: int, m: float) -> np.ndarray:
+    """ACT's temporal ensembling: the chunks' predictions for step t, weights exp(-m i).
+
+    ``chunks``: (first step, (horizon, A) plan), oldest first; i = 0 is the oldest prediction.
+    """
+    preds = [c[t - s] for s, c in chunks if 0 <= t - s < len(c)]
+    w = np.exp(-m * np.arange(len(preds)))
+    return (np.tensordot(w, np.stack(preds), 1) / w.sum()).astype(np.float32)
+
+
+class PolicyInputError(ValueError):
+    """An observation or goal does not fit the checkpoint; the message names the key."""
+
+
+class Policy:
+    """A trained BESO model wrapped for control: checks inputs, normalises, keeps history."""
+
+    def __init__(
+        self,
+        model: BesoModel,
+        stats: Mapping[str, Mapping[str, list[float]]],
+        *,
+        device: str | torch.device = "cpu",
+    ):
+        self.model = model.eval().to(device)
+        for enc in (model.obs_encoder, model.goal_encoder):
+            if enc is not None:
+                enc.for_inference()
+        self.config: PolicyConfig = model.cfg
+        self.device = torch.device(device)
+        cfg = self.config
+        self.norm = Normalizers(stats, ["action", *cfg.state], cfg.normalization).to(self.device)
+        lo, hi = (torch.tensor(stats["action"][k], dtype=torch.float32) for k in ("min", "max"))
+        self._action_range = lo.to(self.device), hi.to(self.device)
+        self._keys = {
+            "observation": (cfg.state, cfg.cameras, cfg.embeddings),
+            "goal": (
+                {k: d for k, d in cfg.state.items() if k in cfg.resolved_goal_keys},
+                [c for c in cfg.cameras if c in cfg.resolved_goal_keys],
+                {},
+            ),
+        }
+        self.settings: dict[str, Any] = {f: getattr(cfg, f) for f in INFERENCE_FIELDS}
+        self.generator: torch.Generator | None = None
+        self.configure()
+
+    # ------------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        *,
+        weights: str = "ema",
+        device: str | torch.device = "cpu",
+        **settings: Any,
+    ) -> Policy:
+        """Load a checkpoint folder (or a run folder: its newest checkpoint); never unpickles.
+
+        ``weights``: "ema" (the averaged weights, for evaluation) or "model" (the raw ones).
+        ``settings``: inference overrides (sampler, steps, schedule, guidance, ...).
+        """
+        if weights not in ("ema", "model"):
+            raise ValueError(f"weights={weights!r}: use 'ema' or 'model'")
+        ckpt = resolve(path)
+        cfg, _ = load_config(ckpt)
+        stats = load_stats(ckpt, ["action", *cfg.state])
+        model = BesoModel(cfg)
+        load_weights(model, ckpt / (EMA if weights == "ema" else MODEL))
+        policy = cls(model, stats, device=device)
+        policy.configure(**settings)
+        return policy
+
+    def configure(self, **settings: Any) -> None:
+        """Change inference settings without retraining; clears planned actions."""
+        unknown = sorted(set(settings) - set(INFERENCE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown inference settings {unknown}; use {list(INFERENCE_FIELDS)}")
+        s = {**self.settings, **settings}
+        get_sampler(s["sampler"])
+        if s["schedule"] not in SCHEDULES:
+            raise ValueError(f"schedule {s['schedule']!r}: use one of {sorted(SCHEDULES)}")
+        if not 1 <= s["n_action_steps"] <= self.config.horizon:
+            raise ValueError(f"n_action_steps={s['n_action_steps']} not in [1, horizon]")
+        if s["guidance"] < 0:
+            raise ValueError(f"guidance={s['guidance']} must be >= 0")
+        self._sigmas = self.model.sigmas(
+            s["steps"], s["schedule"], s["sigma_min"], s["sigma_max"], s["rho"]
+        ).to(self.device)
+        self.settings = s
+        self.reset()
+
+    @property
+    def needs_goal(self) -> bool:
+        return self.config.uses_goal and self.settings["guidance"] != 0
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start an episode: forget history, queued actions and the last goal."""
+        self._history: deque[list] = deque(maxlen=self.config.n_obs)  # [inputs, features]
+        self._queue: deque[np.ndarray] = deque()
+        self._chunks: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.horizon)
+        self._t = 0
+        self._goal_cache: tuple[dict[str, np.ndarray], torch.Tensor] | None = None
+        if seed is not None:
+            self.generator = torch.Generator(self.device).manual_seed(seed)
+
+    # ------------------------------------------------------------------------ per step
+    @torch.inference_mode()
+    def act(self, obs: Observation, goal: Observation | None = None) -> np.ndarray:
+        """One action (A,) for this control step, in the dataset's units."""
+        self.observe(obs)
+        t, self._t = self._t, self._t + 1
+        m = self.settings["temporal_ensemble"]
+        if m is not None:
+            self._chunks.append((t, self._plan(goal)))
+            return ensemble(self._chunks, t, m)
+        if not self._queue:
+            self._queue.extend(self._plan(goal)[: self.settings["n_action_steps"]])
+        return self._queue.popleft()
+
+    @torch.inference_mode()
+    def predict_chunk(
+        self, obs: Observation | None = None, goal: Observation | None = None
+    ) -> np.ndarray:
+        """A whole plan (horizon, A) from now, for callers that schedule actions themselves.
+
+        Pass ``obs`` (or call ``observe`` every control step) so the history stays per step.
+        """
+        if obs is not None:
+            self.observe(obs)
+        return self._plan(goal)
+
+    def observe(self, obs: Observation) -> None:
+        """Add this step's observation to the history (checked; encoded only when needed)."""
+        self._history.append([self._inputs(obs, "observation"), None])
+
+    # ------------------------------------------------------------------------ internals
+    def _plan(self, goal: Observation | None) -> np.ndarray:
+        if not self._history:
+            raise PolicyInputError("no observation yet: call act(obs) or observe(obs) first")
+        s = self.settings
+        x = self.model.sample(
+            self._obs_features(),
+            self._goal_features(goal),
+            sampler=s["sampler"],
+            guidance=s["guidance"],
+            sigmas=self._sigmas,
+            generator=self.generator,
+        )[0]
+        lo, hi = self._action_range
+        return self.norm.unnormalize("action", x).clamp_(lo, hi).cpu().numpy()
+
+    def _obs_features(self) -> torch.Tensor:
+        pending = [h for h in self._history if h[1] is None]
+        if pending:
+            batch = {k: torch.cat([h[0][k] for h in pending], 1) for k in pending[0][0]}
+            feats = self.model.encode_obs(batch)
+            for i, h in enumerate(pending):
+                h[1] = feats[:, i : i + 1]
+        feats = [h[1] for h in self._history]
+        feats = [feats[0]] * (self.config.n_obs - len(feats)) + feats  # as in training
+        return torch.cat(feats, 1)
+
+    def _goal_features(self, goal: Observation | None) -> torch.Tensor | None:
+        cfg = self.config
+        if not cfg.uses_goal:
+            return None
+        if goal is None:
+            if self.needs_goal:
+                raise PolicyInputError(
+                    f"this policy is goal-conditioned (trained with goal={cfg.goal!r}): pass "
+                    f"act(obs, goal) with keys {cfg.resolved_goal_keys}, or configure(guidance=0) "
+                    "for the goal-free policy"
+                )
+            return torch.zeros(1, 1, self.model.goal_dim, device=self.device)
+        arrays = self._arrays(goal, "goal")
+        cached = self._goal_cache
+        if cached is not None and all(np.array_equal(arrays[k], cached[0][k]) for k in arrays):
+            return cached[1]
+        inputs = {k: self._tensor(k, a)[:, 0] for k, a in arrays.items()}
+        emb = self.model.encode_goal(inputs)
+        self._goal_cache = ({k: a.copy() for k, a in arrays.items()}, emb)
+        return emb
+
+    def _inputs(self, obs: Observation, what: str) -> dict[str, torch.Tensor]:
+        return {k: self._tensor(k, a) for k, a in self._arrays(obs, what).items()}
+
+    def _tensor(self, key: str, a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(a).to(self.device)
+        if key in self.config.state:
+            t = self.norm.normalize(key, t)
+        return t[None, None]
+
+    def _arrays(self, values: Observation, what: str) -> dict[str, np.ndarray]:
+        """Check one step's values against the checkpoint: present, shaped, typed, finite."""
+        state, cameras, embeddings = self._keys[what]
+        prefix = "obs." if what == "observation" else "goal."
+        out = {}
+
+        def get(key):
+            v = values.get(key, values.get(prefix + key))
+            if v is None:
+                need = [*state, *cameras, *embeddings]
+                raise PolicyInputError(f"{what} is missing {key!r} (the checkpoint needs {need})")
+            return v
+
+        for key, dims in ({**state, **embeddings}).items():
+            a = np.asarray(get(key), dtype=np.float32)
+            if a.shape != (dims,):
+                raise PolicyInputError(
+                    f"{what} {key!r} has shape {a.shape}, the checkpoint expects ({dims},)"
+                )
+            if not np.isfinite(a).all():
+                raise PolicyInputError(f"{what} {key!r} has NaN or inf values: {a}")
+            out[key] = a
+        for cam in cameras:
+            a = np.asarray(get(cam))
+            h, w = self.config.cameras[cam]
+            if a.shape != (h, w, 3) or a.dtype != np.uint8:
+                raise PolicyInputError(
+                    f"{what} {cam!r} is {a.dtype} {a.shape}, the checkpoint expects uint8 "
+                    f"({h}, {w}, 3) RGB"
+                )
+            out[cam] = a
+        return out
