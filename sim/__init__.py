@@ -1,1 +1,27 @@
 """Simulation: robosuite/MuJoCo environments, scripted experts, collection, evaluation."""
+
+from .collect import CollectStats, collect
+from .envs import SimEnv, env_spec, make_env
+from .errors import RendererError, SimError, UnknownEnvError
+from .experts import EXPERTS, Expert
+from .rollout import Rollout, run_expert
+from .spec import ObsSpec
+from .tasks import ENVS, Task
+
+__all__ = [
+    "ENVS",
+    "EXPERTS",
+    "CollectStats",
+    "Expert",
+    "ObsSpec",
+    "RendererError",
+    "Rollout",
+    "SimEnv",
+    "SimError",
+    "Task",
+    "UnknownEnvError",
+    "collect",
+    "env_spec",
+    "make_env",
+    "run_expert",
+]
