@@ -21,6 +21,10 @@ from .tasks import ENVS, Task
 
 CONTROL_FREQ = 20
 MAX_LAYOUT_TRIES = 1000
+# robosuite draws part of the model itself from env.rng when it builds the model (Lift's cube
+# size, for one). The model is built from this fixed seed so that it is the same in every
+# process whatever seed the env is given; seeds pick episodes (``reset(seed=)``), not models.
+MODEL_SEED = 0
 
 
 def _panda_osc_config(load) -> dict:
@@ -110,7 +114,7 @@ class SimEnv:
             horizon=self.horizon,
             ignore_done=True,  # horizon is ours to enforce (truncated), not an exception
             hard_reset=False,  # a reload per reset costs ~0.5 s and orphans our GL context
-            seed=seed,
+            seed=MODEL_SEED,
             **task.env_kwargs,
         )
         valid = list(self.raw.sim.model.camera_names)

@@ -50,6 +50,18 @@ def test_env_resets_and_steps(envs, name):
     assert not np.allclose(a["object"], c["object"])
 
 
+def test_the_model_is_the_same_in_every_env_whatever_its_seed(envs):
+    """robosuite draws Lift's cube size when it builds the model; an env built from another
+    seed (or in another worker process) must still have the same cube, or the same episode
+    seed gives different demos in different processes."""
+    with make_env("lift", seed=12345) as other:
+        np.testing.assert_array_equal(other.raw.cube.size, envs["lift"].raw.cube.size)
+        a, _ = other.reset(seed=3)
+    b, _ = envs["lift"].reset(seed=3)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
 def test_spec_is_a_valid_dataset_json(envs):
     env = envs["can"]
     info = env.spec.dataset_info(tasks=["put the can in its bin"])
