@@ -6,8 +6,11 @@ STAMP  := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-# Debian packages: EGL/GL for offscreen MuJoCo and OpenCV.
-APT_PACKAGES := libegl1 libgl1 libglib2.0-0 libgomp1
+# Debian packages: EGL/GL for offscreen MuJoCo and OpenCV; ROS 1 (rosmaster, rospy, messages)
+# for the real/ tests, which start real ROS peers (the venv reaches rospy through real/rospath.py).
+APT_PACKAGES := libegl1 libgl1 libglib2.0-0 libgomp1 \
+	python3-rospy python3-rosmaster python3-rostopic python3-std-msgs python3-sensor-msgs \
+	python3-geometry-msgs python3-trajectory-msgs python3-std-srvs
 
 .PHONY: demo test lint format system-deps venv clean
 
