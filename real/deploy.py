@@ -1,0 +1,101 @@
+"""``deploy``: load a policy, connect a robot, run the loop behind the shield, write the report.
+
+Plain arguments (no hydra): ``uvdiff-deploy`` (``real.deploy_cli``) maps its config onto these,
+and tests call them directly. ``make_robot`` builds the robot a ``robot/`` config names by
+``_target_`` (``real.RosbridgeRobot``, ``sim.robot.SimRobot``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import RobotSpec
+from .loop import LoopConfig, LoopReport, run_loop
+from .shield import Shield
+
+log = logging.getLogger("uvdiff.deploy")
+
+
+def make_robot(robot_cfg: Mapping[str, Any]):
+    """Instantiate ``robot_cfg["driver"]`` (``_target_`` plus its arguments)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = robot_cfg if OmegaConf.is_config(robot_cfg) else OmegaConf.create(dict(robot_cfg))
+    return instantiate(cfg.driver, _convert_="all")
+
+
+def deploy(
+    checkpoint: str | os.PathLike,
+    robot,
+    spec: RobotSpec,
+    loop: LoopConfig,
+    *,
+    policy_settings: Mapping[str, Any] | None = None,
+    demo: str | os.PathLike | None = None,
+    demo_episode: int = 0,
+    relay: bool = True,
+    out: str | os.PathLike | None = None,
+    seed: int | None = 0,
+) -> LoopReport:
+    """Run ``checkpoint`` on ``robot`` (not yet connected); close it whatever happens."""
+    from policies import Policy
+
+    from .goals import goal_from_demo
+
+    policy = Policy.from_pretrained(checkpoint, **dict(policy_settings or {}))
+    if policy.config.action_dim != spec.action.dim:
+        raise ValueError(
+            f"{checkpoint}: the policy emits {policy.config.action_dim}-D actions, robot "
+            f"{spec.name} takes {spec.action.dim}-D {spec.action.kind}"
+        )
+    goal = None
+    if policy.needs_goal:
+        if demo is None:
+            raise ValueError(
+                f"{checkpoint} is goal-conditioned: give demo=DEMO_DIR (the task), or "
+                "policy={guidance: 0} for the goal-free policy"
+            )
+        goal = goal_from_demo(demo, demo_episode, policy.config.resolved_goal_keys, relay=relay)
+    shield = Shield(spec.shield, spec.action, 1.0 / loop.rate_hz)
+    robot.connect()
+    try:
+        obs = robot.observe()
+        # one plan before the clock starts: the first inference pays for allocation
+        policy.reset(seed)
+        policy.predict_chunk({**obs.state, **obs.frames}, None if goal is None else goal(obs.state))
+        if goal is not None:
+            goal.reset()
+        policy.reset(seed)
+        report = run_loop(robot, policy, shield, loop, goal=goal)
+    finally:
+        robot.close()
+    if out is not None:
+        write_report(report, out)
+    return report
+
+
+def write_report(report: LoopReport, out: str | os.PathLike) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "deploy_report.json"
+    tmp = out / ".deploy_report.json.tmp"
+    tmp.write_text(json.dumps(report.to_json(), indent=2, default=_plain) + "\n")
+    tmp.replace(path)
+    np.save(out / "actions.npy", report.actions)
+    return path
+
+
+def _plain(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)

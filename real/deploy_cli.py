@@ -1,0 +1,75 @@
+"""uvdiff-deploy checkpoint=PATH robot=NAME [env=lift] [--dry-run] [key=value ...]
+
+A thin hydra app (configs/deploy.yaml, configs/robot/NAME.yaml) over ``real.deploy.deploy``:
+prints the cadence and safety report and exits with the loop's status (0 finished, 2 e-stop,
+3 robot lost, 4 inference failed, 5 robot error). Bad config ends in one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def run(cfg) -> int:
+    """Deploy as ``cfg`` says; the exit status."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from .config import ConfigError, RobotSpec
+    from .deploy import deploy, make_robot
+    from .loop import LoopConfig
+    from .robot import RobotError
+
+    torch.set_num_threads(int(cfg.threads))
+    try:
+        spec = RobotSpec.from_config(cfg.robot)
+        rate = float(cfg.rate_hz or spec.rate_hz)
+        loop = LoopConfig(
+            rate_hz=rate,
+            max_steps=int(cfg.max_steps),
+            n_action_steps=cfg.n_action_steps,
+            temporal_ensemble=cfg.temporal_ensemble,
+            dry_run=bool(cfg.dry_run),
+            stop_on_success=bool(cfg.stop_on_success),
+            lost_after=float(cfg.lost_after),
+        )
+        robot = make_robot(cfg.robot)
+        report = deploy(
+            cfg.checkpoint,
+            robot,
+            spec,
+            loop,
+            policy_settings=OmegaConf.to_container(cfg.policy, resolve=True),
+            demo=cfg.demo,
+            demo_episode=int(cfg.demo_episode),
+            relay=bool(cfg.relay),
+            out=cfg.out,
+            seed=int(cfg.seed),
+        )
+    except (ConfigError, RobotError, ValueError, FileNotFoundError) as e:
+        print(f"uvdiff-deploy: {e}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return report.exit_code
+
+
+def main() -> None:
+    import hydra
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # --dry-run as a flag, next to hydra's key=value overrides
+    sys.argv = [("dry_run=true" if a == "--dry-run" else a) for a in sys.argv]
+    status = 0
+
+    @hydra.main(config_path="pkg://configs", config_name="deploy", version_base="1.3")
+    def app(cfg) -> None:
+        nonlocal status
+        status = run(cfg)
+
+    app()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

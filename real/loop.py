@@ -1,0 +1,341 @@
+"""The deploy control loop: a fixed-rate clock, inference in its own thread, timestamped chunks.
+
+Tick k is due at ``t0 + k * period``. Each tick the loop reads the newest observation, hands it
+to the inference thread, picks the action planned for this tick, passes it through the shield
+and sends it (``dry_run``: computes and records it, sends nothing).
+
+The inference thread feeds every observation to the policy (its history stays one entry per
+tick) and plans a chunk ``(horizon, A)`` when the planned actions are about to run out (or every
+tick with temporal ensembling). Action i of a chunk planned from tick k's observation belongs to
+tick ``k + i``. A chunk that arrives late has its past-due actions dropped (counted); when no
+chunk covers a tick the shield holds the arm (command watchdog). With ``temporal_ensemble=m``
+every chunk's prediction for a tick is blended with weights ``exp(-m * i)``, oldest first (ACT).
+
+The loop ends at ``max_steps``, on success (a robot whose observation info says so), at the goal
+relay's last subgoal, on the e-stop, or when the robot has sent nothing new for ``lost_after``
+seconds (status ``robot_lost``, exit status 3). ``LoopReport`` holds the cadence figures: achieved
+Hz and p50/p95 of observe, infer and send, and the age of the observation each action came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .shield import Shield
+
+log = logging.getLogger("uvdiff.deploy")
+
+EXIT = {
+    "max_steps": 0,
+    "success": 0,
+    "goal_reached": 0,
+    "estop": 2,
+    "robot_lost": 3,
+    "inference_error": 4,
+    "robot_error": 5,
+}
+
+
+@dataclass
+class LoopReport:
+    status: str
+    steps: int
+    duration_s: float
+    rate_hz: float  # the rate asked for
+    achieved_hz: float
+    overruns: int  # ticks that started more than a period late
+    chunks: int
+    dropped: int  # planned actions past due when their chunk arrived
+    held: int  # ticks with no planned action
+    sent: int  # commands sent (0 in a dry run)
+    dry_run: bool
+    success: bool
+    timings_ms: dict[str, dict[str, float]]  # observe/infer/send/obs_age -> p50, p95, max
+    shield: dict[str, Any]
+    actions: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
+    error: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT.get(self.status, 1)
+
+    def to_json(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "actions"}
+        d["exit_code"] = self.exit_code
+        return d
+
+    def summary(self) -> str:
+        t = self.timings_ms
+
+        def f(k):
+            v = t.get(k)
+            return "n/a" if not v else f"{v['p50']:.1f}/{v['p95']:.1f}"
+
+        lines = [
+            f"deploy: {self.status} after {self.steps} steps in {self.duration_s:.1f} s"
+            f"{' (dry run)' if self.dry_run else ''}; success={self.success}",
+            f"  rate {self.achieved_hz:.1f} Hz of {self.rate_hz:g} Hz, {self.overruns} overruns",
+            f"  p50/p95 ms: observe {f('observe')}, infer {f('infer')}, send {f('send')}, "
+            f"observation age {f('obs_age')}",
+            f"  chunks {self.chunks}, dropped past-due {self.dropped}, held {self.held}, "
+            f"sent {self.sent}",
+            f"  shield: {self.shield['interventions'] or 'no interventions'}"
+            + (f"; E-STOP ({self.shield['estop_reason']})" if self.shield["estop"] else ""),
+        ]
+        if self.error:
+            lines.append(f"  error: {self.error}")
+        return "\n".join(lines)
+
+
+class _Chunk:
+    __slots__ = ("n", "tick", "actions", "obs_stamp")
+
+    def __init__(self, n: int, tick: int, actions: np.ndarray, obs_stamp: float):
+        self.n, self.tick, self.actions, self.obs_stamp = n, tick, actions, obs_stamp
+
+
+class _Inference(threading.Thread):
+    """Owns the policy: observes every tick's observation, plans when asked."""
+
+    def __init__(self, policy, goal, ensemble: bool):
+        super().__init__(name="uvdiff-inference", daemon=True)
+        self.policy, self.goal, self.ensemble = policy, goal, ensemble
+        self.cond = threading.Condition()
+        self.pending: list[tuple[int, Any]] = []
+        self.want_plan = True
+        self.stopped = False
+        self.chunks: deque[_Chunk] = deque(maxlen=64)
+        self.infer_s: list[float] = []
+        self.error: BaseException | None = None
+        self.goal_done = False
+
+    def submit(self, tick: int, obs, want_plan: bool) -> None:
+        with self.cond:
+            self.pending.append((tick, obs))
+            self.want_plan = self.want_plan or want_plan
+            self.cond.notify()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+
+    def run(self) -> None:
+        try:
+            while True:
+                with self.cond:
+                    while not self.pending and not self.stopped:
+                        self.cond.wait()
+                    if self.stopped:
+                        return
+                    batch, self.pending = self.pending, []
+                    plan = self.want_plan or self.ensemble
+                    self.want_plan = False
+                for _, obs in batch:
+                    self.policy.observe(obs.policy_input())
+                if not plan:
+                    continue
+                tick, obs = batch[-1]
+                goal = None
+                if self.goal is not None:
+                    goal = self.goal({**obs.state, **obs.frames})
+                    relay = getattr(self.goal, "relay", None)
+                    self.goal_done = bool(relay is not None and relay.done)
+                t = time.perf_counter()
+                actions = np.asarray(self.policy.predict_chunk(None, goal), dtype=np.float64)
+                self.infer_s.append(time.perf_counter() - t)
+                self.chunks.append(_Chunk(len(self.infer_s), tick, actions, float(obs.stamp)))
+        except BaseException as e:  # handed to the control thread, which stops the loop
+            self.error = e
+
+
+def _policy_input(obs) -> dict:
+    return {**obs.state, **obs.frames}
+
+
+class _ObsView:
+    """An observation plus ``policy_input`` (robots may return their own observation type)."""
+
+    __slots__ = ("obs",)
+
+    def __init__(self, obs):
+        self.obs = obs
+
+    def __getattr__(self, name):
+        return getattr(self.obs, name)
+
+    def policy_input(self) -> dict:
+        return _policy_input(self.obs)
+
+
+@dataclass
+class LoopConfig:
+    rate_hz: float = 20.0
+    max_steps: int = 400
+    n_action_steps: int | None = None  # executed per chunk before re-planning; None: policy's
+    temporal_ensemble: float | None = None  # m; None: no blending
+    dry_run: bool = False
+    stop_on_success: bool = True
+    success_hold: int = 5  # success must hold this many ticks in a row
+    lost_after: float = 1.0  # seconds without new state before giving up (after holding)
+
+
+def run_loop(
+    robot,
+    policy,
+    shield: Shield,
+    cfg: LoopConfig,
+    *,
+    goal: Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]] | None = None,
+    on_step: Callable[[int, Any, np.ndarray | None], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
+) -> LoopReport:
+    """Drive ``robot`` with ``policy`` until a stop condition; the robot must be connected.
+
+    ``policy``: ``reset()``, ``observe(obs_dict)``, ``predict_chunk(None, goal) -> (H, A)``
+    (``policies.Policy``). ``goal``: called with each planning observation, returns the goal
+    (``real.goals``). ``on_step(tick, obs, sent_action_or_None)`` after every tick.
+    """
+    period = 1.0 / cfg.rate_hz
+    n = int(cfg.max_steps)
+    n_exec = cfg.n_action_steps or int(getattr(policy, "settings", {}).get("n_action_steps", 8))
+    m = cfg.temporal_ensemble
+    ensemble = m is not None
+    weights = None if m is None else np.exp(-m * np.arange(256))
+    # preallocated: the hot path only writes into these
+    t_obs, t_send, age = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    actions = None
+    shield.reset()
+    policy.reset()
+    if goal is not None and hasattr(goal, "reset"):
+        goal.reset()
+    worker = _Inference(policy, goal, ensemble)
+    worker.start()
+    status, err, success_run, success = "max_steps", "", 0, False
+    held = dropped = sent = overruns = chunks_seen = 0
+    last_fresh = clock()
+    last_seq = None
+    wall = time.time
+    t0 = clock()
+    k = 0
+    try:
+        while k < n:
+            due = t0 + k * period
+            now = clock()
+            if now < due:
+                sleep(due - now)
+            elif now - due > period:
+                overruns += 1
+            a = clock()
+            obs = robot.observe()
+            t_obs[k] = clock() - a
+            if worker.error is not None:
+                status, err = "inference_error", repr(worker.error)
+                break
+            if obs.seq != last_seq:
+                last_seq, last_fresh = obs.seq, clock()
+            elif clock() - last_fresh > cfg.lost_after:
+                status, err = "robot_lost", f"no new state for {clock() - last_fresh:.2f} s"
+            view = _ObsView(obs)
+            # the action planned for tick k; ask for a plan once the newest chunk runs short
+            chunks = list(worker.chunks)  # a snapshot: the worker appends concurrently
+            newest = chunks[-1] if chunks else None
+            want = newest is None or k - newest.tick >= n_exec
+            worker.submit(k, view, want)
+            action, src = None, None
+            if newest is not None and newest.n > chunks_seen:
+                # actions of new chunks whose tick passed before they arrived (index 0, the
+                # observation's own tick, is never executable and not counted)
+                for c in chunks:
+                    if c.n > chunks_seen:
+                        dropped += max(0, min(k, c.tick + len(c.actions)) - c.tick - 1)
+                chunks_seen = newest.n
+            if ensemble:
+                preds = [(c, k - c.tick) for c in chunks if 0 < k - c.tick < len(c.actions)]
+                if preds:
+                    w = weights[: len(preds)]
+                    stacked = np.stack([c.actions[i] for c, i in preds])
+                    action = np.tensordot(w, stacked, 1) / w.sum()
+                    src = preds[-1][0]
+            elif newest is not None and 0 < k - newest.tick < len(newest.actions):
+                action, src = newest.actions[k - newest.tick], newest
+            if action is None:
+                held += 1
+            out = shield(action, obs)
+            if out is not None and src is not None:
+                age[k] = wall() - src.obs_stamp
+            if out is not None and not cfg.dry_run:
+                a = clock()
+                robot.command(out)
+                t_send[k] = clock() - a
+                sent += 1
+            if actions is None:
+                actions = np.full((n, shield.action.dim), np.nan)
+            if out is not None:
+                actions[k] = out
+            if on_step is not None:
+                on_step(k, obs, out)
+            k += 1
+            if shield.latched:
+                status = "estop"
+                break
+            if status == "robot_lost":
+                break
+            info = getattr(obs, "info", None) or {}
+            success_run = success_run + 1 if info.get("success") else 0
+            if success_run >= cfg.success_hold:
+                success = True
+                if cfg.stop_on_success:
+                    status = "success"
+                    break
+            if worker.goal_done and goal is not None:
+                status = "goal_reached"
+                break
+    except Exception as e:  # the robot failed: report what happened so far
+        status, err = "robot_error", repr(e)
+        log.error("deploy: robot error at step %d: %r", k, e)
+    finally:
+        worker.stop()
+        worker.join(timeout=5.0)
+    duration = clock() - t0
+    infer = np.asarray(worker.infer_s)
+    return LoopReport(
+        status=status,
+        steps=k,
+        duration_s=duration,
+        rate_hz=cfg.rate_hz,
+        achieved_hz=k / duration if duration > 0 else 0.0,
+        overruns=overruns,
+        chunks=len(infer),
+        dropped=dropped,
+        held=held,
+        sent=sent,
+        dry_run=cfg.dry_run,
+        success=success,
+        timings_ms={
+            "observe": _pct(t_obs[:k]),
+            "infer": _pct(infer),
+            "send": _pct(t_send[:k]),
+            "obs_age": _pct(age[:k]),
+        },
+        shield=shield.report(),
+        actions=np.zeros((0, 0)) if actions is None else actions[:k],
+        error=err,
+    )
+
+
+def _pct(x: np.ndarray) -> dict[str, float]:
+    x = x[np.isfinite(x)] * 1e3
+    if not len(x):
+        return {}
+    p50, p95 = np.percentile(x, [50, 95])
+    return {"p50": float(p50), "p95": float(p95), "max": float(x.max()), "n": int(len(x))}

@@ -1,0 +1,310 @@
+"""The deploy loop: chunk scheduling by tick, past-due drops, holds, ensembling, watchdogs.
+
+The scheduling tests use a planner whose chunks encode where each action came from
+(value = 100 * planning tick + index), and a point robot that integrates its commands, so each
+sent action can be traced to its chunk slot. The end-to-end checks drive the MuJoCo arm.
+"""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from real.config import ActionSpec, ShieldSpec
+from real.loop import LoopConfig, run_loop
+from real.robot import Observation, Robot
+from real.shield import Shield
+
+RATE = 50.0
+
+
+class PointRobot:
+    """A 2-D point that moves by each delta command; fresh state every command."""
+
+    def __init__(self, stop_after=None, estop_at=None):
+        self.pos = np.zeros(2, np.float32)
+        self.seq = 0
+        self.sent = []
+        self.stop_after, self.estop_at = stop_after, estop_at
+        self.stamp = time.time()
+        self.lock = threading.Lock()
+
+    def connect(self):
+        pass
+
+    def observe(self):
+        with self.lock:
+            estop = self.estop_at is not None and len(self.sent) >= self.estop_at
+            return Observation(
+                self.stamp,
+                {"pos": self.pos.copy(), "tick": np.float32([self.seq])},
+                seq=self.seq,
+                estop=estop,
+            )
+
+    def command(self, a):
+        with self.lock:
+            self.sent.append(np.array(a))
+            if self.stop_after is not None and len(self.sent) >= self.stop_after:
+                return  # the robot went silent: no new state, the stamp ages
+            self.pos = self.pos + np.asarray(a[:2], np.float32) * 0.0
+            self.seq += 1
+            self.stamp = time.time()
+
+    def close(self):
+        pass
+
+
+class TracePlanner:
+    """Chunks whose values say which tick planned them and which slot each action is."""
+
+    def __init__(self, horizon=6, n_action_steps=3, delay=0.0, nan_at=None):
+        self.horizon, self.delay, self.nan_at = horizon, delay, nan_at
+        self.settings = {"n_action_steps": n_action_steps}
+        self.ticks = []
+
+    def reset(self, seed=None):
+        self.last = None
+
+    def observe(self, obs):
+        self.last = obs
+
+    def predict_chunk(self, obs, goal):
+        tick = int(self.last["tick"][0])
+        self.ticks.append(tick)
+        if self.delay:
+            time.sleep(self.delay)
+        c = np.zeros((self.horizon, 3))
+        c[:, 0] = 100 * tick + np.arange(self.horizon)
+        if self.nan_at is not None and tick >= self.nan_at:
+            c[:, 1] = np.nan
+        return c
+
+
+def shield(dim=3, **kw):
+    action = ActionSpec("delta_joint", dim)
+    return Shield(ShieldSpec(**kw), action, 1 / RATE)
+
+
+def test_robot_protocol_is_structural():
+    assert isinstance(PointRobot(), Robot)
+    from sim.robot import SimRobot
+
+    assert isinstance(SimRobot("lift"), Robot)  # not connected: builds nothing
+
+
+def test_actions_come_from_their_chunk_slot_and_past_due_are_dropped():
+    robot, planner = PointRobot(), TracePlanner(horizon=6, n_action_steps=3)
+    report = run_loop(robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=30))
+    assert report.status == "max_steps" and report.steps == 30
+    sent = [int(a[0]) for a in robot.sent]
+    # every non-hold action is slot i >= 1 of a chunk planned at tick t, sent at tick t + i
+    executed = [(k, s) for k, s in enumerate(sent) if s != 0]
+    assert len(executed) >= 20
+    for k, s in executed:
+        tick, i = divmod(s, 100)
+        assert tick + i == k and 1 <= i < 6, (k, s)
+    # re-planning every n_action_steps ticks; index 0 is never sent
+    assert all(s % 100 != 0 for _, s in executed)
+    assert report.chunks >= 8
+    assert report.held == report.shield["interventions"].get("no_action", 0) >= 1
+    t = report.timings_ms
+    assert t["observe"]["p50"] < 5 and t["infer"]["n"] == report.chunks
+    # the age of the observation an action came from, when sent: 1-3 ticks + one stamp lag
+    assert 1000 / RATE <= t["obs_age"]["p50"] <= 1000 / RATE * 4.5
+    assert report.achieved_hz == pytest.approx(RATE, rel=0.15)
+
+
+def test_slow_inference_drops_past_due_actions_and_holds():
+    robot = PointRobot()
+    # each plan takes 3.5 ticks: slots 1-3 are past due when the chunk lands
+    planner = TracePlanner(horizon=6, n_action_steps=2, delay=3.5 / RATE)
+    report = run_loop(robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=40))
+    sent = [int(a[0]) for a in robot.sent]
+    for k, s in enumerate(sent):
+        if s:
+            tick, i = divmod(s, 100)
+            assert tick + i == k and i >= 4, (k, s)  # nothing late was executed
+    assert report.dropped >= 3 * (report.chunks - 2)
+    assert report.held > 0
+
+
+def test_temporal_ensemble_blends_overlapping_chunks():
+    robot, planner = PointRobot(), TracePlanner(horizon=4, n_action_steps=1)
+    m = 0.5
+    report = run_loop(
+        robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=20, temporal_ensemble=m)
+    )
+    assert report.chunks >= 15  # a plan every tick
+    # tick k blends chunks from ticks k-3..k-1 (those present): value = sum w_j (100 t_j + k - t_j)
+    k, v = 12, robot.sent[12][0]
+    ts = [t for t in planner.ticks if 0 < k - t < 4]
+    w = np.exp(-m * np.arange(len(ts)))
+    assert v == pytest.approx(np.dot(w, [100 * t + k - t for t in ts]) / w.sum())
+
+
+def test_nan_action_is_never_sent():
+    robot, planner = PointRobot(), TracePlanner(nan_at=10)
+    report = run_loop(robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=30))
+    assert all(np.isfinite(a).all() for a in robot.sent)
+    assert report.shield["interventions"]["nonfinite"] >= 10
+    # after the NaNs start every command is a hold (zero delta)
+    assert all((a == 0).all() for a in robot.sent[14:])
+
+
+def test_estop_mid_chunk_sends_nothing_more():
+    robot, planner = PointRobot(estop_at=7), TracePlanner(horizon=8, n_action_steps=6)
+    report = run_loop(robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=30))
+    assert report.status == "estop" and report.exit_code != 0
+    assert len(robot.sent) == 7  # tick 7 saw the e-stop in the middle of a 6-action chunk
+    assert report.shield["estop"] and report.sent == 7
+
+
+def test_silent_robot_is_held_then_reported_lost():
+    robot, planner = PointRobot(stop_after=10), TracePlanner()
+    report = run_loop(
+        robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=200, lost_after=0.3)
+    )
+    assert report.status == "robot_lost" and report.exit_code == 3
+    # stale after 3 periods: every command after that holds (zero delta)
+    stale = report.shield["interventions"]["stale_observation"]
+    assert stale >= 0.3 * RATE - 5
+    assert all((a == 0).all() for a in robot.sent[-stale:])
+    assert report.steps < 10 + 0.3 * RATE + 5
+
+
+def test_dry_run_computes_but_sends_nothing():
+    robot, planner = PointRobot(), TracePlanner()
+    report = run_loop(
+        robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=10, dry_run=True)
+    )
+    assert robot.sent == [] and report.sent == 0
+    assert np.isfinite(report.actions).all() and report.actions.shape == (10, 3)
+
+
+def test_planner_failure_stops_the_loop():
+    class Broken(TracePlanner):
+        def predict_chunk(self, obs, goal):
+            raise RuntimeError("boom")
+
+    report = run_loop(PointRobot(), Broken(), shield(), LoopConfig(rate_hz=RATE, max_steps=50))
+    assert report.status == "inference_error" and "boom" in report.error
+    assert report.exit_code == 4
+
+
+# ---------------------------------------------------------------------- uvdiff-deploy on MuJoCo
+SIM_STATE = {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2, "object": 10}
+
+
+@pytest.fixture(scope="module")
+def sim_checkpoint(tmp_path_factory):
+    """An untrained-ish state policy shaped for the simulated Panda (actions are noise)."""
+    import torch
+
+    from demos import DatasetInfo, DemoFolder, Episode
+    from policies.train import train
+
+    root = tmp_path_factory.mktemp("deploy")
+    info = DatasetInfo(fps=20, action_dim=7, state=SIM_STATE, robot="panda", action_kind="delta_ee")
+    folder = DemoFolder.create(root / "demo", info)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        folder.add_episode(
+            Episode(
+                action=rng.uniform(-1, 1, (20, 7)).astype(np.float32),
+                state={
+                    k: rng.normal(size=(20, d)).astype(np.float32) for k, d in SIM_STATE.items()
+                },
+            )
+        )
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = train(
+            folder.root,
+            root / "run",
+            policy={
+                "network": "mlp",
+                "network_kwargs": {"hidden": 16, "blocks": 1},
+                "d_state": 8,
+                "horizon": 8,
+                "n_action_steps": 4,
+            },
+            goal="none",
+            steps=2,
+            batch_size=4,
+            warmup_steps=1,
+            checkpoint_every=2,
+            progress=False,
+        )
+    finally:
+        torch.set_num_threads(n)
+    return run.checkpoint
+
+
+def compose(*overrides):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module("configs", version_base="1.3"):
+        return hydra_compose("deploy", overrides=list(overrides))
+
+
+def test_uvdiff_deploy_on_the_simulated_arm(sim_checkpoint, tmp_path, capsys):
+    import json
+
+    from real.deploy_cli import run
+
+    cfg = compose(
+        f"checkpoint={sim_checkpoint}", "robot=sim", "env=lift", "max_steps=25", f"out={tmp_path}"
+    )
+    assert run(cfg) == 0
+    text = capsys.readouterr().out
+    assert "deploy: max_steps after 25 steps" in text and "p50/p95 ms" in text
+    report = json.loads((tmp_path / "deploy_report.json").read_text())
+    assert report["steps"] == 25 and report["sent"] == 25 and report["exit_code"] == 0
+    assert report["achieved_hz"] == pytest.approx(20, rel=0.2)
+    for k in ("observe", "infer", "send", "obs_age"):
+        assert report["timings_ms"][k]["p95"] >= report["timings_ms"][k]["p50"] > 0
+    actions = np.load(tmp_path / "actions.npy")
+    assert actions.shape == (25, 7) and np.isfinite(actions).all()
+    # the shield held every command to the configured caps (noise policy: it had work to do)
+    assert np.abs(actions[:, :3]).max() <= 1 and np.abs(actions[:, 3:6]).max() <= 0.5
+    assert report["shield"]["interventions"].get("max_delta", 0) > 0
+
+
+def test_uvdiff_deploy_dry_run_sends_nothing(sim_checkpoint, tmp_path, capsys):
+    import json
+
+    from real.deploy_cli import run
+
+    cfg = compose(
+        f"checkpoint={sim_checkpoint}",
+        "robot=sim",
+        "max_steps=10",
+        "dry_run=true",
+        f"out={tmp_path}",
+    )
+    assert run(cfg) == 0
+    report = json.loads((tmp_path / "deploy_report.json").read_text())
+    assert report["sent"] == 0 and report["dry_run"] and report["steps"] == 10
+    # nothing sent: the simulator never stepped, so every observation is the first one
+    assert report["shield"]["interventions"].get("stale_observation", 0) > 0
+    assert "(dry run)" in capsys.readouterr().out
+
+
+def test_uvdiff_deploy_names_a_bad_config(sim_checkpoint, capsys):
+    from real.deploy_cli import run
+
+    cfg = compose(
+        f"checkpoint={sim_checkpoint}",
+        "robot=sim",
+        "robot.action.dim=6",
+        "robot.action.low=null",
+        "robot.action.high=null",
+        "robot.action.gripper=[5]",
+        "robot.shield.max_delta=null",
+    )
+    assert run(cfg) == 2
+    assert "7-D actions" in capsys.readouterr().err
