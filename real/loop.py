@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .robot import EStopped
 from .shield import Shield
 
 log = logging.getLogger("uvdiff.deploy")
@@ -275,9 +276,14 @@ def run_loop(
                 age[k] = wall() - src.obs_stamp
             if out is not None and not cfg.dry_run:
                 a = clock()
-                robot.command(out)
-                t_send[k] = clock() - a
-                sent += 1
+                try:
+                    robot.command(out)
+                except EStopped as e:  # the robot latched first: nothing was published
+                    shield.estop(f"robot: {e}")
+                    out = None
+                if out is not None:
+                    t_send[k] = clock() - a
+                    sent += 1
             if actions is None:
                 actions = np.full((n, shield.action.dim), np.nan)
             if out is not None:
