@@ -10,7 +10,7 @@ export PYOPENGL_PLATFORM ?= egl
 # for the real/ tests, which start real ROS peers (the venv reaches rospy through real/rospath.py).
 APT_PACKAGES := libegl1 libgl1 libglib2.0-0 libgomp1 \
 	python3-rospy python3-rosmaster python3-rostopic python3-std-msgs python3-sensor-msgs \
-	python3-geometry-msgs python3-trajectory-msgs python3-std-srvs
+	python3-geometry-msgs python3-trajectory-msgs python3-std-srvs python3-websockets
 
 .PHONY: demo test lint format system-deps venv clean
 
