@@ -1,0 +1,82 @@
+"""uvdiff-eval checkpoint=PATH env=NAME episodes=50 seed=S [workers=2] [videos=2] [orders=...]
+
+A thin hydra app over ``sim.evaluate.evaluate``: prints the success rate and where the report
+is; the config goes into ``eval_info.json``. Bad input ends in one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def run(cfg) -> int:
+    """Evaluate as ``cfg`` (configs/eval.yaml) says; the exit status."""
+    from omegaconf import OmegaConf
+
+    from policies.checkpoint import CheckpointError
+
+    from .errors import SimError
+    from .evaluate import EVAL_INFO, REPORT_MD, evaluate
+
+    orders = cfg.orders
+    if orders is not None and not isinstance(orders, str):
+        orders = OmegaConf.to_container(orders)
+    try:
+        result = evaluate(
+            cfg.checkpoint,
+            cfg.env,
+            int(cfg.episodes),
+            int(cfg.seed),
+            out_dir=cfg.out_dir,
+            workers=int(cfg.workers),
+            goal_source=str(cfg.goal_source),
+            orders=orders,
+            videos=int(cfg.videos),
+            video_camera=cfg.video_camera,
+            video_size=tuple(cfg.video_size),
+            sampler=cfg.sampler,
+            steps=None if cfg.steps is None else int(cfg.steps),
+            max_steps=None if cfg.max_steps is None else int(cfg.max_steps),
+            relay=cfg.relay,
+            relay_eps=float(cfg.relay_eps),
+            min_interval=int(cfg.min_interval),
+            gamma=float(cfg.gamma),
+            fast_render=bool(cfg.fast_render),
+            progress=bool(cfg.progress),
+        )
+    except (SimError, CheckpointError) as e:
+        print(f"uvdiff-eval: {e}", file=sys.stderr)
+        return 2
+    info_path = Path(result.out_dir, EVAL_INFO)
+    info = {**result.info, "config": OmegaConf.to_container(cfg, resolve=True)}
+    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    i = result.info
+    print(
+        f"{i['env']}: success {i['pc_success']:.1f}% ({i['n_success']}/{i['episodes']}), "
+        f"mean stages {i['mean_stages']:.2f} of {i['n_stages']}, {i['wall_s']:.0f} s; "
+        f"report: {Path(result.out_dir, REPORT_MD)}"
+    )
+    for r in i["per_episode"]:
+        if r["error"]:
+            print(f"  episode {r['index']} (seed {r['seed']}): {r['error'].splitlines()[0]}")
+    return 0
+
+
+def main() -> None:
+    import hydra
+
+    status = 0
+
+    @hydra.main(config_path="pkg://configs", config_name="eval", version_base="1.3")
+    def app(cfg) -> None:
+        nonlocal status
+        status = run(cfg)
+
+    app()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""uvdiff-eval on real MuJoCo with small policies trained here on expert lift demos: what
+eval_info.json holds, episodes as functions of their seeds, a killed worker costing one episode,
+bad input refused before anything runs, and the subgoal relay for goal=uvd."""
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from demos import DemoFolder
+from policies.checkpoint import load_stats, resolve
+from policies.train import train
+from sim import Expert, SimError, UnknownEnvError, env_spec, make_env, run_expert
+from sim.evaluate import demo_subgoals, evaluate, state_embedder
+
+TINY = {
+    "network": "mlp",
+    "network_kwargs": {"hidden": 64, "blocks": 1},
+    "d_state": 16,
+    "horizon": 8,
+    "n_action_steps": 4,
+}
+KEYS = ["eef_pos", "eef_quat", "gripper_qpos", "object"]
+FAST = dict(videos=0, max_steps=20, progress=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two threads can stall for 10x longer."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    """Expert lift demos of seeds 0..2 with UVD subgoals of their normalised states; the first
+    episode in the folder is one with two subgoals or more (``demos.seeds[i]``: episode i's)."""
+    root = tmp_path_factory.mktemp("demos") / "lift"
+    with make_env("lift") as env:
+        episodes = [run_expert(env, Expert("lift"), s).episode for s in range(3)]
+    stats = {
+        k: {"min": np.min([e.state[k].min(0) for e in episodes], 0),
+            "max": np.max([e.state[k].max(0) for e in episodes], 0)}
+        for k in KEYS
+    }  # fmt: skip
+    cuts = [demo_subgoals(ep.state, state_embedder(KEYS, stats))[0] for ep in episodes]
+    seeds = sorted(range(3), key=lambda s: len(cuts[s]) < 2)
+    folder = DemoFolder.create(root, env_spec("lift").dataset_info())
+    for s in seeds:
+        ep_id = folder.add_episode(episodes[s])
+        (folder.episode_dir(ep_id) / "subgoals.json").write_text(json.dumps({"subgoals": cuts[s]}))
+    folder.seeds = seeds
+    return folder
+
+
+def _train(demos, out, goal):
+    return resolve(
+        train(demos.root, out, policy=TINY, goal=goal, steps=150, batch_size=32, lr=1e-3,
+              warmup_steps=10, checkpoint_every=150, progress=False).checkpoint
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def final_ckpt(demos, tmp_path_factory):
+    return _train(demos, tmp_path_factory.mktemp("run") / "final", "final")
+
+
+@pytest.fixture(scope="module")
+def uvd_ckpt(demos, tmp_path_factory):
+    return _train(demos, tmp_path_factory.mktemp("run") / "uvd", "uvd")
+
+
+def test_eval_info_videos_report_and_seeded_episodes(final_ckpt, tmp_path):
+    out = tmp_path / "eval"
+    res = evaluate(final_ckpt, "lift", 3, seed=50, out_dir=out, workers=2,
+                   videos=1, video_size=(32, 40), max_steps=20, progress=False)  # fmt: skip
+    info = json.loads((out / "eval_info.json").read_text())
+    assert info == res.info
+    assert info["env"] == "lift" and info["episodes"] == 3 and info["goal"] == "final"
+    assert (
+        info["sampler"] == "ddim" and info["steps"] == 3 and info["settings"]["n_action_steps"] == 4
+    )
+    eps = info["per_episode"]
+    assert [e["seed"] for e in eps] == [50, 51, 52] and [e["index"] for e in eps] == [0, 1, 2]
+    assert info["pc_success"] == 100 * sum(e["success"] for e in eps) / 3
+    assert info["mean_stages"] == np.mean([e["stages"] for e in eps]) and info["n_stages"] == 2
+    assert info["stage_names"] == ["reach", "grasped", "lifted"] and info["n_errors"] == 0
+    for e in eps:
+        assert e["error"] is None and e["task"] == "lift the cube" and 0 <= e["stages"] <= 2
+        assert e["length"] == 20 or e["success"]
+        assert e["demo"]["source"] == "expert" and e["demo"]["success"]  # the task demo
+        assert len(e["final_eef_pos"]) == 3
+    # episodes of different seeds start from different scenes and end in different places
+    assert eps[0]["final_eef_pos"] != eps[1]["final_eef_pos"]
+    assert len((out / "episodes.jsonl").read_text().splitlines()) == 3
+    # one video, of episode 0: a frame per step plus the last
+    assert eps[0]["video"] == "videos/episode_000.mp4" and "video" not in eps[1]
+    cap = cv2.VideoCapture(str(out / eps[0]["video"]))
+    n, shape = 0, None
+    while (got := cap.read())[0]:
+        n, shape = n + 1, got[1].shape
+    assert n == eps[0]["length"] + 1 and shape == (32, 40, 3)
+    report = (out / "report.md").read_text()
+    assert f"success: **{info['pc_success']:.1f}%**" in report and "report.png" in report
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+    # the same seed gives the same episode, in another worker count and another position
+    again = evaluate(final_ckpt, "lift", 2, seed=51, out_dir=tmp_path / "again", workers=0, **FAST)
+    for a, b in zip(again.episodes, eps[1:], strict=True):
+        for key in ("seed", "success", "length", "stages", "final_eef_pos"):
+            assert a[key] == b[key], key
+
+
+def test_a_killed_worker_costs_only_its_episode(final_ckpt, tmp_path):
+    out = tmp_path / "eval"
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.update(
+            res=evaluate(
+                final_ckpt,
+                "lift",
+                4,
+                seed=0,
+                out_dir=out,
+                workers=2,
+                videos=0,
+                max_steps=40,
+                progress=False,
+            )  # fmt: skip
+        )
+    )
+    thread.start()
+    log = out / "episodes.jsonl"
+    deadline = time.monotonic() + 180
+    while not (log.is_file() and log.read_text().strip()):
+        assert time.monotonic() < deadline, "no episode finished in 180 s"
+        time.sleep(0.05)
+    first = json.loads(log.read_text().splitlines()[0])
+    time.sleep(0.3)  # the worker that reported it has taken its next episode by now
+    victim = next(
+        p for p in __import__("multiprocessing").active_children() if p.pid == first["worker"]
+    )
+    victim.kill()
+    thread.join(timeout=240)
+    eps = result["res"].episodes
+    assert [e["seed"] for e in eps] == [0, 1, 2, 3]
+    dead = [e for e in eps if e["error"]]
+    assert len(dead) == 1, [e["error"] for e in eps]
+    assert (
+        f"worker process {first['worker']} exited with code -9 during this episode"
+        in dead[0]["error"]
+    )
+    assert not dead[0]["success"] and result["res"].info["n_errors"] == 1
+    others = [e for e in eps if not e["error"]]
+    assert all(e["length"] > 0 for e in others)  # a fresh worker took over the rest
+    assert {e["worker"] for e in others} - {first["worker"]}
+    assert "1 episodes ended in an error" in (out / "report.md").read_text()
+
+
+def test_bad_input_is_refused_before_anything_runs(final_ckpt, tmp_path):
+    out = tmp_path / "eval"
+    with pytest.raises(
+        UnknownEnvError,
+        match="unknown env 'lifft'; valid envs: lift, can, square, stack, pickplace4",
+    ):
+        evaluate(final_ckpt, "lifft", 2, out_dir=out, **FAST)
+    # a lift checkpoint in can: the object state has another size
+    with pytest.raises(
+        SimError, match=r"cannot provide: object with 10 numbers \(the env's object has 14\)"
+    ):
+        evaluate(final_ckpt, "can", 2, out_dir=out, **FAST)
+    # a checkpoint reading a joint-velocity vector and a wrist camera the env does not have
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(final_ckpt, ckpt)
+    doc = yaml.safe_load((ckpt / "config.yaml").read_text())
+    doc["policy"]["state"]["joint_vel"] = 7
+    doc["policy"]["cameras"] = {"wrist_cam": [84, 84]}
+    (ckpt / "config.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(SimError) as e:
+        evaluate(ckpt, "lift", 2, out_dir=out, **FAST)
+    assert (
+        "needs observations env lift cannot provide: joint_vel (a 7-vector); camera wrist_cam."
+        in str(e.value)
+    )
+    assert "The env provides state eef_pos (3), eef_quat (4), gripper_qpos (2), object (10)" in str(
+        e.value
+    )
+    with pytest.raises(SimError, match="orders apply to pickplace4 only"):
+        evaluate(final_ckpt, "lift", 2, out_dir=out, orders="train", **FAST)
+    with pytest.raises(SimError, match="sampler"):
+        evaluate(final_ckpt, "lift", 2, out_dir=out, sampler="nope", **FAST)
+    with pytest.raises(SimError, match="is not 'expert' or a demo folder"):
+        evaluate(final_ckpt, "lift", 2, out_dir=out, goal_source=str(tmp_path / "nowhere"), **FAST)
+    assert not out.exists()
+    # the command says it in one line and exits 2
+    bad = subprocess.run(
+        [sys.executable, "-m", "sim.eval_cli", f"checkpoint={final_ckpt}", "env=lifft",
+         f"out_dir={out}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "uvdiff-eval: unknown env 'lifft'; valid envs: lift, can, square, stack, pickplace4"
+    )
+
+
+def test_uvd_policy_follows_the_task_demo_subgoals_with_the_relay(uvd_ckpt, demos, tmp_path):
+    kw = dict(videos=0, max_steps=50, progress=False, workers=0)
+    seed = demos.seeds[0]  # its demo has two subgoals or more
+    res = evaluate(uvd_ckpt, "lift", 1, seed=seed, out_dir=tmp_path / "a", **kw)
+    (ep,) = res.episodes
+    assert ep["error"] is None and res.info["relay"]["rule"] == "relative"
+    # the task demo is the expert's for this seed: the folder's episode 0, cut the same way
+    demo = demos.read_episode(0, frames=False)
+    stats = load_stats(uvd_ckpt, KEYS)
+    subgoals, _ = demo_subgoals(demo.state, state_embedder(KEYS, stats))
+    assert ep["demo"]["subgoals"] == subgoals and len(subgoals) >= 2
+    assert ep["demo"]["length"] == demo.length
+    # the relative rule moves on at the latest delta (3) steps past each subgoal's budget
+    budgets = np.diff(subgoals, prepend=0)
+    reachable = [k for k in range(len(subgoals) - 1) if budgets[: k + 1].sum() + 4 * (k + 1) < 50]
+    assert len(ep["subgoal_switches"]) >= len(reachable) >= 1
+    assert ep["subgoal_switches"][0] <= budgets[0] + 4
+    assert ep["subgoals_reached"] >= len(ep["subgoal_switches"])
+    # the same demo from the folder (episode 0) gives the same rollout
+    res_b = evaluate(uvd_ckpt, "lift", 1, seed=seed, out_dir=tmp_path / "b",
+                     goal_source=str(demos.root), **kw)  # fmt: skip
+    (ep_b,) = res_b.episodes
+    assert ep_b["demo"]["subgoals"] == subgoals and ep_b["demo"]["source"].endswith(":000000")
+    for key in ("length", "stages", "final_eef_pos", "subgoal_switches"):
+        assert ep_b[key] == ep[key], key
+
+
+def test_the_command_writes_eval_info_with_its_config(final_ckpt, tmp_path):
+    out = tmp_path / "eval"
+    done = subprocess.run(
+        [sys.executable, "-m", "sim.eval_cli", f"checkpoint={final_ckpt}", "env=lift",
+         "episodes=1", "seed=7", "workers=0", "videos=0", "max_steps=5", f"out_dir={out}",
+         "progress=false", "steps=2", "sampler=euler"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("lift: success ") and "report: " in done.stdout
+    info = json.loads((out / "eval_info.json").read_text())
+    assert info["config"]["seed"] == 7 and info["per_episode"][0]["seed"] == 7
+    assert info["sampler"] == "euler" and info["steps"] == 2
+
+
+@pytest.mark.slow
+def test_state_beso_learns_lift_from_expert_demos(tmp_path):
+    """BESO on state observations, trained on 50 expert lift demos: >= 90% of 20 episodes."""
+    from sim import collect
+
+    stats = collect("lift", 50, tmp_path / "demos", seed=1000, workers=2, progress=False)
+    assert stats.success_rate >= 0.95
+    run = train(tmp_path / "demos", tmp_path / "run", policy=SLOW_POLICY, goal="final",
+                steps=SLOW_STEPS, batch_size=256, lr=3e-4, warmup_steps=200,
+                checkpoint_every=SLOW_STEPS, progress=False)  # fmt: skip
+    res = evaluate(run.checkpoint, "lift", 20, seed=0, out_dir=tmp_path / "eval", workers=2,
+                   videos=0, progress=False)  # fmt: skip
+    assert res.info["n_errors"] == 0
+    assert res.pc_success >= 90, res.info["per_episode"]
+
+
+SLOW_POLICY = {"network": "mlp", "network_kwargs": {"hidden": 256, "blocks": 2}, "horizon": 16,
+               "n_action_steps": 8}  # fmt: skip
+SLOW_STEPS = 4000
