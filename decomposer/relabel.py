@@ -52,7 +52,12 @@ def stage_boundaries(stage: np.ndarray) -> np.ndarray:
 
 
 def boundary_scores(
-    pred: Sequence[int], true_stage: np.ndarray, fps: float, tolerance_s: float = 0.5
+    pred: Sequence[int],
+    true_stage: np.ndarray,
+    fps: float,
+    tolerance_s: float = 0.5,
+    *,
+    final_within_s: float | None = None,
 ) -> dict[str, float | int]:
     """Precision, recall and offset of predicted stage boundaries against the true ones.
 
@@ -64,12 +69,18 @@ def boundary_scores(
     ``mean_offset_s`` (signed, predicted minus true: negative means early) and
     ``mean_abs_offset_s`` over matched pairs (NaN without a match), and the counts
     ``n_pred``, ``n_true``, ``n_matched`` for pooling over episodes.
+
+    ``final_within_s``: true boundaries at most this many seconds before the last frame are
+    left out, as the final subgoal T-1 stands for them (a scripted demo that stops a few steps
+    after its success check ends its last stage there, where no other subgoal may fall).
     """
     if not fps > 0 or not tolerance_s >= 0:
         raise ValueError(f"fps must be > 0 and tolerance_s >= 0, got {fps}, {tolerance_s}")
     T = len(true_stage)
     p = check_subgoals(pred, T)[:-1]
     t = stage_boundaries(true_stage)
+    if final_within_s is not None:
+        t = t[(T - 1 - t) / fps > final_within_s + 1e-9]
     offset = (p[:, None] - t[None, :]) / fps  # seconds, (n_pred, n_true)
     ok = np.abs(offset) <= tolerance_s + 1e-9
     matched = np.zeros(0)
