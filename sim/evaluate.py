@@ -272,6 +272,9 @@ def _check_observations(cfg, env_name: str, ckpt: Path, video_camera: str | None
     with make_env(env_name) as env:
         state = dict(env.spec.state)
         cameras = list(env.raw.sim.model.camera_names)
+        probe = next(iter(cfg.cameras), video_camera)
+        if probe in cameras:  # frames are needed: a renderer that cannot start fails here,
+            env.render(probe, (8, 8))  # once, naming MUJOCO_GL, not in every worker
     problems = [f"{k} (a {d}-vector)" for k, d in cfg.state.items() if k not in state]
     problems += [
         f"{k} with {d} numbers (the env's {k} has {state[k]})"

@@ -3,6 +3,7 @@ eval_info.json holds, episodes as functions of their seeds, a killed worker cost
 bad input refused before anything runs, and the subgoal relay for goal=uvd."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -202,16 +203,20 @@ def test_bad_input_is_refused_before_anything_runs(final_ckpt, tmp_path):
     with pytest.raises(SimError, match="is not 'expert' or a demo folder"):
         evaluate(final_ckpt, "lift", 2, out_dir=out, goal_source=str(tmp_path / "nowhere"), **FAST)
     assert not out.exists()
-    # the command says it in one line and exits 2
+    # the command says it in one line and exits 2; a renderer that cannot start is found
+    # before any worker starts, naming the backend tried
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     bad = subprocess.run(
-        [sys.executable, "-m", "sim.eval_cli", f"checkpoint={final_ckpt}", "env=lifft",
-         f"out_dir={out}"],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "sim.eval_cli", f"checkpoint={final_ckpt}", "env=lift",
+         "videos=1", f"out_dir={out}"],
+        capture_output=True, text=True, timeout=300, env={**env, "MUJOCO_GL": "glfw"},
     )  # fmt: skip
     assert bad.returncode == 2, bad.stderr[-2000:]
-    assert bad.stderr.strip().splitlines()[-1] == (
-        "uvdiff-eval: unknown env 'lifft'; valid envs: lift, can, square, stack, pickplace4"
+    last = bad.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "uvdiff-eval: the offscreen renderer could not start with MUJOCO_GL=glfw"
     )
+    assert "apt-get install" in last and not out.exists()
 
 
 def test_uvd_policy_follows_the_task_demo_subgoals_with_the_relay(uvd_ckpt, demos, tmp_path):
