@@ -260,11 +260,13 @@ class RosbridgeRobot:
         self.dropped_commands = 0
         self.disconnects = 0
         self.errors: list[str] = []
+        self._closing = False
 
     # ------------------------------------------------------------------ connection
     def connect(self) -> None:
         import roslibpy
 
+        self._closing = False
         try:
             self.ros = roslibpy.Ros(
                 self.host, self.port, is_secure=self.secure, transport=self.transport
@@ -374,6 +376,8 @@ class RosbridgeRobot:
         log.warning("rosbridge %s:%d says %s", self.host, self.port, text)
 
     def _on_close(self, *_: Any) -> None:
+        if self._closing:
+            return
         self.disconnects += 1
         log.warning("rosbridge %s:%d: connection lost; reconnecting", self.host, self.port)
 
@@ -482,6 +486,7 @@ class RosbridgeRobot:
         self._shutdown()
 
     def _shutdown(self) -> None:
+        self._closing = True
         ros, self.ros = self.ros, None
         if ros is None:
             return
