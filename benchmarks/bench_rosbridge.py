@@ -179,7 +179,11 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
+    import logging
+
     from rosrig import Rig
+
+    logging.getLogger("uvdiff.shield").setLevel(logging.ERROR)  # holds at 100 Hz are expected
 
     n = 100 if args.quick else 300
     ticks = 100 if args.quick else 300

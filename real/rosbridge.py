@@ -198,7 +198,8 @@ class RosbridgeRobot:
 
     ``state``: list of {key, topic, type, field?, joints?, index?}; the first entry's topic is
     the reference the others are aligned to. ``cameras``: list of {name, topic, type, size}.
-    ``command``: {topic, type, joints? (JointTrajectory), time_from_start?, frame_id?}.
+    ``command``: {topic, type, joints? (JointTrajectory), time_from_start?, frame_id?}; None
+    listens only (``command`` then raises).
     ``info``: like ``state``, for values the loop reads but the policy does not (``success``).
     """
 
@@ -208,7 +209,7 @@ class RosbridgeRobot:
         port: int = 9090,
         *,
         state: Sequence[Mapping[str, Any]],
-        command: Mapping[str, Any],
+        command: Mapping[str, Any] | None,
         cameras: Sequence[Mapping[str, Any]] = (),
         info: Sequence[Mapping[str, Any]] = (),
         estop: Mapping[str, Any] | None = None,
@@ -234,7 +235,7 @@ class RosbridgeRobot:
         self.state_specs = [dict(s) for s in state]
         self.camera_specs = [dict(c) for c in cameras]
         self.info_specs = [dict(s) for s in info]
-        self.command_spec = dict(command)
+        self.command_spec = dict(command) if command else None
         self.estop_spec = dict(estop) if estop else None
         self.auth = dict(auth) if auth else None
         self.connect_timeout = float(connect_timeout)
@@ -304,6 +305,9 @@ class RosbridgeRobot:
             t.subscribe(self._on_estop)
             self._topics.append(t)
         c = self.command_spec
+        if c is None:  # listen only (the recorder): nothing advertised, nothing sent
+            self._wait_first()
+            return
         self._cmd_kind = short_type(c["type"])
         if self._cmd_kind not in ("Float64MultiArray", "JointTrajectory", "PoseStamped"):
             raise RobotError(
@@ -416,8 +420,10 @@ class RosbridgeRobot:
         for spec in self.info_specs:
             item = picked[spec["topic"]]
             if item is not None:
-                v = _vector(item[2], self._kinds[spec["topic"]], spec)
-                info[spec["key"]] = bool(v[0]) if v.size == 1 else v
+                kind = self._kinds[spec["topic"]]
+                v = _vector(item[2], kind, spec)
+                info[spec["key"]] = bool(v[0]) if kind == "Bool" else v
+                info[spec["key"] + "_stamp"] = item[0]
         for spec in self.camera_specs:
             stamp, n, msg = picked[spec["topic"]]
             key = (spec["topic"], n)
