@@ -70,9 +70,9 @@ def boundary_scores(
     ``mean_abs_offset_s`` over matched pairs (NaN without a match), and the counts
     ``n_pred``, ``n_true``, ``n_matched`` for pooling over episodes.
 
-    ``final_within_s``: true boundaries at most this many seconds before the last frame are
-    left out, as the final subgoal T-1 stands for them (a scripted demo that stops a few steps
-    after its success check ends its last stage there, where no other subgoal may fall).
+    ``final_within_s``: true and predicted boundaries at most this many seconds before the
+    last frame are left out, as the final subgoal T-1 stands for them (a scripted demo that
+    stops a few steps after its success check ends its last stage there).
     """
     if not fps > 0 or not tolerance_s >= 0:
         raise ValueError(f"fps must be > 0 and tolerance_s >= 0, got {fps}, {tolerance_s}")
@@ -81,6 +81,7 @@ def boundary_scores(
     t = stage_boundaries(true_stage)
     if final_within_s is not None:
         t = t[(T - 1 - t) / fps > final_within_s + 1e-9]
+        p = p[(T - 1 - p) / fps > final_within_s + 1e-9]
     offset = (p[:, None] - t[None, :]) / fps  # seconds, (n_pred, n_true)
     ok = np.abs(offset) <= tolerance_s + 1e-9
     matched = np.zeros(0)

@@ -130,10 +130,12 @@ def test_nan_state_is_named(data, capsys):
 
 def test_final_stage_end_counts_as_the_final_goal():
     stage = np.array([0] * 30 + [1] * 25 + [2] * 5)  # the last stage starts 0.25 s before the end
-    strict = boundary_scores([29, 59], stage, fps=20)
+    strict = boundary_scores([29, 54, 59], stage, fps=20)
+    lenient = boundary_scores([29, 54, 59], stage, fps=20, final_within_s=0.5)
+    assert (strict["n_true"], strict["recall"], strict["precision"]) == (2, 1.0, 1.0)
+    assert (lenient["n_true"], lenient["n_pred"], lenient["recall"]) == (1, 1, 1.0)
     lenient = boundary_scores([29, 59], stage, fps=20, final_within_s=0.5)
-    assert (strict["n_true"], strict["recall"]) == (2, 0.5)
-    assert (lenient["n_true"], lenient["recall"]) == (1, 1.0)
+    assert (lenient["n_true"], lenient["recall"], lenient["precision"]) == (1, 1.0, 1.0)
 
 
 def test_console_script(base, tmp_path):
