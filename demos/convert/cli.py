@@ -12,6 +12,7 @@ FORMATS = {
     "robomimic": "robomimic HDF5 (data/demo_i/{actions, obs/*, states}) -> demo folder",
     "lerobot": "LeRobot dataset on disk (v3.0, or v2.1) -> demo folder",
     "to-lerobot": "demo folder -> LeRobot dataset v3.0 (Parquet + mp4)",
+    "rosbag": "rosbag1 .bag, rosbag2 folder/.db3, .mcap (or a folder of them) -> demo folder",
 }
 
 
@@ -22,9 +23,16 @@ def detect_format(src: Path) -> str:
         return "lerobot"
     if (src / "dataset.json").is_file():
         return "to-lerobot"
+    from .rosbag import find_bags
+
+    try:
+        find_bags(src)
+        return "rosbag"
+    except DemoFolderError:
+        pass
     raise DemoFolderError(
-        "cannot tell the format: not an .hdf5 file, a LeRobot dataset (meta/info.json) "
-        "or a demo folder (dataset.json); pass --from",
+        "cannot tell the format: not an .hdf5 file, a LeRobot dataset (meta/info.json), "
+        "a demo folder (dataset.json) or ROS bags; pass --from",
         str(src),
     )
 
@@ -39,10 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         + "\n".join(f"  {k:<11} {v}" for k, v in FORMATS.items())
         + "\n\nexamples:\n  uvdiff-convert lift_ph.hdf5 demos/lift\n"
         "  uvdiff-convert ~/.cache/huggingface/lerobot/user/ds demos/ds\n"
-        "  uvdiff-convert demos/lift lerobot/lift --from to-lerobot",
+        "  uvdiff-convert demos/lift lerobot/lift --from to-lerobot\n"
+        "  uvdiff-convert bags/ demos/arm --topics topics.yaml --task 'open the door'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("src", type=Path, help="input: .hdf5 file, LeRobot folder or demo folder")
+    parser.add_argument(
+        "src", type=Path, help="input: .hdf5 file, LeRobot folder, demo folder or bag(s)"
+    )
     parser.add_argument("out", type=Path, help="output folder (must not exist)")
     parser.add_argument(
         "--from",
@@ -51,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         help="input format (default: detected from src)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--topics", type=Path, help="rosbag: YAML topic map (action, state, cameras)"
+    )
+    parser.add_argument("--fps", type=float, help="rosbag: rate (default: from the actions)")
+    parser.add_argument("--task", help="rosbag: the task string of every episode")
     args = parser.parse_args(argv)
     try:
         fmt = args.fmt or detect_format(args.src)
@@ -59,6 +75,20 @@ def main(argv: list[str] | None = None) -> int:
             from .robomimic import convert_robomimic
 
             convert_robomimic(args.src, args.out, progress=progress)
+        elif fmt == "rosbag":
+            import yaml
+
+            from .rosbag import convert_rosbag
+
+            topics = yaml.safe_load(args.topics.read_text()) if args.topics else None
+            convert_rosbag(
+                args.src,
+                args.out,
+                topics=topics,
+                fps=args.fps,
+                task=args.task,
+                progress=progress,
+            )
         elif fmt == "lerobot":
             from .lerobot import import_lerobot
 
