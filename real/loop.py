@@ -63,6 +63,8 @@ class LoopReport:
     shield: dict[str, Any]
     actions: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
     error: str = ""
+    subgoal: int | None = None  # goal-conditioned: the relay's subgoal at the end
+    subgoal_switches: list[int] = field(default_factory=list)  # ticks where the relay moved on
 
     @property
     def exit_code(self) -> int:
@@ -91,6 +93,11 @@ class LoopReport:
             f"  shield: {self.shield['interventions'] or 'no interventions'}"
             + (f"; E-STOP ({self.shield['estop_reason']})" if self.shield["estop"] else ""),
         ]
+        if self.subgoal is not None:
+            lines.append(
+                f"  subgoal {self.subgoal} at the end; relay moved on at ticks "
+                f"{self.subgoal_switches or 'none'}"
+            )
         if self.error:
             lines.append(f"  error: {self.error}")
         return "\n".join(lines)
@@ -117,6 +124,8 @@ class _Inference(threading.Thread):
         self.infer_s: list[float] = []
         self.error: BaseException | None = None
         self.goal_done = False
+        self.switches: list[int] = []
+        self.current_goal = None
 
     def submit(self, tick: int, obs, want_plan: bool) -> None:
         with self.cond:
@@ -140,16 +149,19 @@ class _Inference(threading.Thread):
                     batch, self.pending = self.pending, []
                     plan = self.want_plan or self.ensemble
                     self.want_plan = False
-                for _, obs in batch:
+                for tick, obs in batch:
                     self.policy.observe(obs.policy_input())
+                    if self.goal is not None:  # the relay counts ticks, as the demo did
+                        before = self.goal.active
+                        self.current_goal = self.goal(_policy_input(obs))
+                        if self.goal.active != before:
+                            self.switches.append(tick)
+                        relay = getattr(self.goal, "relay", None)
+                        self.goal_done = bool(relay is not None and relay.done)
                 if not plan:
                     continue
                 tick, obs = batch[-1]
-                goal = None
-                if self.goal is not None:
-                    goal = self.goal({**obs.state, **obs.frames})
-                    relay = getattr(self.goal, "relay", None)
-                    self.goal_done = bool(relay is not None and relay.done)
+                goal = self.current_goal
                 t = time.perf_counter()
                 actions = np.asarray(self.policy.predict_chunk(None, goal), dtype=np.float64)
                 self.infer_s.append(time.perf_counter() - t)
@@ -336,6 +348,8 @@ def run_loop(
         shield=shield.report(),
         actions=np.zeros((0, 0)) if actions is None else actions[:k],
         error=err,
+        subgoal=None if goal is None else int(getattr(goal, "active", 0)),
+        subgoal_switches=list(worker.switches),
     )
 
 

@@ -266,3 +266,111 @@ def test_uvdiff_deploy_names_a_bad_config(sim_checkpoint, capsys):
     )
     assert run(cfg) == 2
     assert "7-D actions" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- goal-conditioned deploy
+def demo_with_subgoals(root, T=40, subgoals=(12, 25, 39)):
+    """A sim-shaped demo whose eef_pos walks a line; subgoals.json as the decomposer writes."""
+    import json
+
+    from rosrig.policy import SIM_STATE
+
+    from demos import DatasetInfo, DemoFolder, Episode
+
+    info = DatasetInfo(fps=20, action_dim=7, state=SIM_STATE, robot="panda", action_kind="delta_ee")
+    folder = DemoFolder.create(root, info)
+    t = np.arange(T, dtype=np.float32)[:, None]
+    state = {k: np.zeros((T, d), np.float32) for k, d in SIM_STATE.items()}
+    state["eef_pos"] = np.hstack([t / 10, 0 * t, 0 * t + 1]).astype(np.float32)
+    eid = folder.add_episode(Episode(action=np.zeros((T, 7), np.float32), state=state))
+    (folder.episode_dir(eid) / "subgoals.json").write_text(json.dumps({"subgoals": list(subgoals)}))
+    return folder, state
+
+
+class ReplayRobot(PointRobot):
+    """Replays a demo's states: each command moves one demo step on."""
+
+    def __init__(self, state):
+        super().__init__()
+        self.rows = state
+
+    def observe(self):
+        with self.lock:
+            i = min(self.seq, len(self.rows["eef_pos"]) - 1)
+            return Observation(self.stamp, {k: v[i] for k, v in self.rows.items()}, seq=self.seq)
+
+
+class GoalPlanner(TracePlanner):
+    def __init__(self):
+        super().__init__(horizon=4, n_action_steps=1)
+        self.goals = []
+
+    def observe(self, obs):
+        self.last = {**obs, "tick": np.float32([0])}
+
+    def predict_chunk(self, obs, goal):
+        self.goals.append(float(goal["eef_pos"][0]))
+        return np.zeros((4, 7))
+
+
+def test_subgoal_relay_follows_the_demo(tmp_path):
+    from real.goals import FixedGoal, RelayGoal, goal_from_demo
+
+    folder, state = demo_with_subgoals(tmp_path / "demo")
+    keys = ["eef_pos", "object"]
+    goal = goal_from_demo(folder.root, 0, keys)
+    assert isinstance(goal, RelayGoal) and len(goal.goals) == 3
+    assert isinstance(goal_from_demo(folder.root, 0, keys, relay=False), FixedGoal)
+    planner = GoalPlanner()
+    shield = Shield(ShieldSpec(), ActionSpec("delta_ee", 7, gripper=(6,)), 1 / RATE)
+    report = run_loop(
+        ReplayRobot(state), planner, shield, LoopConfig(rate_hz=RATE, max_steps=80), goal=goal
+    )
+    # the robot replays the demo, so the relay moves on near the demo's subgoal frames
+    assert len(report.subgoal_switches) == 2, report.subgoal_switches
+    for tick, frame in zip(report.subgoal_switches, (12, 25), strict=True):
+        assert abs(tick - frame) <= 4, report.subgoal_switches
+    assert report.status == "goal_reached" and report.subgoal == 2
+    # the policy was asked for subgoal 0, then 1, then 2 (eef x = frame / 10), never backwards
+    seen = sorted(set(planner.goals))
+    assert seen == pytest.approx([1.2, 2.5, 3.9]) and planner.goals == sorted(planner.goals)
+
+
+def test_goal_conditioned_deploy_needs_a_demo(tmp_path, capsys):
+    import torch
+
+    from demos import DatasetInfo, DemoFolder, Episode  # noqa: F401
+    from policies.train import train
+    from real.deploy_cli import run
+
+    folder, _ = demo_with_subgoals(tmp_path / "demo")
+    torch.set_num_threads(1)
+    ckpt = train(
+        folder.root,
+        tmp_path / "run",
+        policy={
+            "network": "mlp",
+            "network_kwargs": {"hidden": 16, "blocks": 1},
+            "d_state": 8,
+            "horizon": 8,
+            "n_action_steps": 4,
+        },
+        goal="final",
+        steps=2,
+        batch_size=4,
+        warmup_steps=1,
+        checkpoint_every=2,
+        progress=False,
+    ).checkpoint
+    cfg = compose(f"checkpoint={ckpt}", "robot=sim", "max_steps=10")
+    assert run(cfg) == 2
+    assert "goal-conditioned" in capsys.readouterr().err
+    cfg = compose(
+        f"checkpoint={ckpt}",
+        "robot=sim",
+        "max_steps=10",
+        f"demo={folder.root}",
+        f"out={tmp_path / 'out'}",
+    )
+    assert run(cfg) == 0
+    assert "subgoal 0 at the end" in capsys.readouterr().out
