@@ -355,7 +355,7 @@ def test_killed_robot_node_loop_holds_reports_and_exits_nonzero(rig, checkpoint,
     assert report.status == "robot_lost" and report.exit_code == 3
     stale = report.shield["interventions"]["stale_observation"]
     assert stale >= 5  # held from 3 periods after the last state until giving up
-    assert 20 < report.steps < 2.0 * 20 + 0.5 * 20 + 15
+    assert 10 < report.steps < 2.0 * 20 + 0.5 * 20 + 15
     saved = json.loads((tmp_path / "deploy_report.json").read_text())
     assert saved["status"] == "robot_lost" and saved["exit_code"] == 3
 

@@ -103,12 +103,10 @@ class Rig:
             p.wait(5)
 
     def stop(self) -> None:
+        """Kill every peer (SIGKILL: they hold nothing worth a clean shutdown, and rospy
+        nodes can take seconds to honour SIGTERM)."""
         for p in reversed(self.procs):
             if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in reversed(self.procs):
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-                p.wait(5)
+        for p in reversed(self.procs):
+            p.wait(5)
