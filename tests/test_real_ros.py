@@ -415,3 +415,54 @@ def test_trained_policy_lifts_the_cube_through_rosbridge(tmp_path):
     print("lift over rosbridge (exit, success, steps, Hz):", results)
     assert all(r[0] == 0 for r in results)
     assert sum(r[1] for r in results) >= 2, results
+
+
+@pytest.mark.parametrize("ros_version", [1, 2])
+def test_trajectory_and_pose_commands_as_ros_sees_them(shared, ros_version):
+    """JointTrajectory and PoseStamped commands, ROS 1 or ROS 2 spelling on the wire, read back
+    by rospy subscribers on the far side of the bridge."""
+    port = shared.bridge("--ros2") if ros_version == 2 else shared.bridge()
+    names = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1"]
+    got = {}
+    for kind, extra in [
+        (
+            "trajectory_msgs/JointTrajectory",
+            [
+                f"+robot.driver.command.joints=[{','.join(names)}]",
+                "+robot.driver.command.time_from_start=0.25",
+            ],
+        ),
+        ("geometry_msgs/PoseStamped", ["+robot.driver.command.frame_id=panda_link0"]),
+    ]:
+        topic = f"/test/cmd_{kind.split('/')[-1].lower()}_{ros_version}"
+        out = shared.listen(topic, kind, name=f"listen_{kind.split('/')[-1]}_{ros_version}")
+        robot, _, _ = make(
+            port,
+            f"robot.driver.command.topic={topic}",
+            f"robot.driver.command.type={kind}",
+            f"robot.driver.ros_version={ros_version}",
+            *extra,
+        )
+        robot.connect()
+        try:
+            t0 = time.time()
+            a = np.arange(8, dtype=float) / 10
+            if kind.endswith("PoseStamped"):
+                a = np.array([0.1, 0.2, 0.9, 0.0, 0.0, 0.0, 2.0])  # quaternion not unit: normed
+            robot.command(a)
+            assert wait_for(lambda o=out: o.exists() and o.read_text().strip(), 5)
+        finally:
+            robot.close()
+        got[kind] = (t0, json.loads(out.read_text().splitlines()[0])["msg"])
+    t0, traj = got["trajectory_msgs/JointTrajectory"]
+    assert traj["joint_names"] == names
+    (point,) = traj["points"]
+    np.testing.assert_allclose(point["positions"], np.arange(8) / 10)
+    assert point["time_from_start"] == {"secs": 0, "nsecs": 250_000_000}
+    stamp = traj["header"]["stamp"]
+    assert abs(stamp["secs"] + stamp["nsecs"] * 1e-9 - t0) < 1.0  # our stamp, either spelling
+    t0, pose = got["geometry_msgs/PoseStamped"]
+    assert pose["header"]["frame_id"] == "panda_link0"
+    p, q = pose["pose"]["position"], pose["pose"]["orientation"]
+    assert (p["x"], p["y"], p["z"]) == pytest.approx((0.1, 0.2, 0.9))
+    assert (q["x"], q["y"], q["z"], q["w"]) == pytest.approx((0, 0, 0, 1))

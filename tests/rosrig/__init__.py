@@ -97,6 +97,18 @@ class Rig:
         p.status = status
         return p
 
+    def listen(self, topic: str, type_: str, name: str = "listen") -> Path:
+        """A rospy subscriber on ``topic`` writing each message to the returned JSONL file."""
+        out = self.tmp / f"{name}.jsonl"
+        argv = [sys.executable, str(HERE / "listen.py"), topic, type_, str(out)]
+        p = self._spawn(name, argv)
+        end = time.monotonic() + 20
+        while "listening" not in self.log(name):
+            if p.poll() is not None or time.monotonic() > end:
+                raise RuntimeError(f"listener did not start: {self.log(name)[-2000:]}")
+            time.sleep(0.05)
+        return out
+
     def kill(self, p: subprocess.Popen) -> None:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
