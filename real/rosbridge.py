@@ -16,8 +16,9 @@ std_msgs/Float64MultiArray, trajectory_msgs/JointTrajectory or geometry_msgs/Pos
 - Connection: roslibpy reconnects with exponential backoff (``reconnect.initial``/``max``) and
   re-subscribes. Commands while disconnected are dropped and counted, never queued for later
   (roslibpy would otherwise send them all on reconnect).
-- E-stop: a ``std_msgs/Bool`` (true) or ``std_msgs/Empty`` on ``estop.topic`` latches; from then
-  on ``command`` publishes nothing and observations carry ``estop=True``.
+- E-stop: a ``std_msgs/Bool`` (true) or ``std_msgs/Empty`` on ``estop.topic``, or a call of the
+  ``std_srvs/Trigger`` service this robot advertises as ``estop.service``, latches; from then on
+  ``command`` publishes nothing and observations carry ``estop=True``.
 - Authentication: with ``auth.secret`` set, a rosauth MAC is sent on every (re)connect.
 """
 
@@ -262,6 +263,7 @@ class RosbridgeRobot:
         self.disconnects = 0
         self.errors: list[str] = []
         self._closing = False
+        self._estop_service = None
 
     # ------------------------------------------------------------------ connection
     def connect(self) -> None:
@@ -304,6 +306,11 @@ class RosbridgeRobot:
             )
             t.subscribe(self._on_estop)
             self._topics.append(t)
+            service = self.estop_spec.get("service")
+            if service:  # a std_srvs/Trigger anyone on the ROS side can call
+                srv_type = "std_srvs/srv/Trigger" if self.ros_version == 2 else "std_srvs/Trigger"
+                self._estop_service = roslibpy.Service(self.ros, service, srv_type)
+                self._estop_service.advertise(self._on_estop_call)
         c = self.command_spec
         if c is None:  # listen only (the recorder): nothing advertised, nothing sent
             self._wait_first()
@@ -398,6 +405,14 @@ class RosbridgeRobot:
             if not self._estop.is_set():
                 log.warning("rosbridge: e-stop received on %s", self.estop_spec["topic"])
             self._estop.set()
+
+    def _on_estop_call(self, request: Mapping, response: dict) -> bool:
+        if not self._estop.is_set():
+            log.warning("rosbridge: e-stop requested through %s", self.estop_spec["service"])
+        self._estop.set()
+        response["success"] = True
+        response["message"] = "e-stop latched: no further command will be sent"
+        return True
 
     @property
     def estopped(self) -> bool:
@@ -501,6 +516,9 @@ class RosbridgeRobot:
                 t.unsubscribe()
             if self._cmd_topic is not None:
                 self._cmd_topic.unadvertise()
+            if self._estop_service is not None:
+                self._estop_service.unadvertise()
+                self._estop_service = None
             if ros.is_connected:
                 ros.close()
         except Exception as e:  # closing a dead connection: nothing left to do

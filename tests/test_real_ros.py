@@ -466,3 +466,32 @@ def test_trajectory_and_pose_commands_as_ros_sees_them(shared, ros_version):
     p, q = pose["pose"]["position"], pose["pose"]["orientation"]
     assert (p["x"], p["y"], p["z"]) == pytest.approx((0.1, 0.2, 0.9))
     assert (q["x"], q["y"], q["z"], q["w"]) == pytest.approx((0, 0, 0, 1))
+
+
+def test_estop_service_called_from_ros(shared):
+    """A plain rospy client calls the std_srvs/Trigger e-stop service the robot advertises."""
+    import subprocess
+    import sys
+
+    from rosrig import HERE
+
+    port = shared.bridge()
+    robot, _, _ = make(port, "robot.driver.estop.service=/test/estop_service")
+    robot.connect()
+    try:
+        robot.command(np.zeros(7))
+        r = subprocess.run(
+            [sys.executable, str(HERE / "call_trigger.py"), "/test/estop_service"],
+            env=shared.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        reply = json.loads(r.stdout.strip().splitlines()[-1])
+        assert reply["success"] and "e-stop latched" in reply["message"]
+        assert robot.estopped and robot.observe().estop
+        with pytest.raises(EStopped):
+            robot.command(np.zeros(7))
+    finally:
+        robot.close()

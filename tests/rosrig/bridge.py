@@ -1,11 +1,12 @@
 """A small rosbridge v2 server for the tests: WebSocket (JSON) on one side, ROS 1 on the other.
 
-Written for this project from the protocol description (ROSBRIDGE_PROTOCOL.md): ops advertise,
-unadvertise, publish, subscribe (throttle_rate), unsubscribe and auth (rosauth MAC: SHA-512 of
-secret, client, dest, rand, t, level, end). Malformed or unknown requests get a ``status`` reply
-and the connection stays up. Message dicts convert with ``rospy_message_converter`` (uint8[] as
-base64). ROS 2 spellings are accepted on the way in (``pkg/msg/Type``, ``sec``/``nanosec``);
-``--ros2`` also writes them on the way out, to stand in for a ROS 2 rosbridge.
+Written for this project from the protocol description (ROSBRIDGE_PROTOCOL.md). Ops:
+advertise, unadvertise, publish, subscribe (throttle_rate), unsubscribe; advertise_service,
+unadvertise_service, service_response (a client serving a ROS service); auth (rosauth MAC:
+SHA-512 of secret, client, dest, rand, t, level, end). Malformed or unknown requests get a
+``status`` reply and the connection stays up. Messages convert with ``rospy_message_converter``
+(uint8[] as base64). ROS 2 spellings are accepted on the way in (``pkg/msg/Type``, ``sec`` /
+``nanosec``); ``--ros2`` also writes them on the way out, standing in for a ROS 2 rosbridge.
 
 Faults for the tests: ``--delay-ms`` holds every outgoing message, ``--reorder`` swaps each
 pair of outgoing messages on a topic.
@@ -76,6 +77,9 @@ class Client:
         self.publishers: dict[str, rospy.Publisher] = {}
         self.subs: dict[str, rospy.Subscriber] = {}
         self.authed = server.secret is None
+        self.services: dict[str, rospy.Service] = {}
+        self.calls: dict[str, list] = {}  # call id -> [event, response values, result]
+        self.n_calls = 0
         self.held: dict[str, str] = {}  # --reorder: the message waiting for its successor
         self.last_sent: dict[str, float] = {}
 
@@ -221,7 +225,54 @@ class Client:
         if sub is not None:
             sub.unregister()
 
+    def op_advertise_service(self, msg) -> None:
+        name, type_ = self._field(msg, "service"), ros1_type(self._field(msg, "type"))
+        cls = roslib.message.get_service_class(type_)
+        if cls is None:
+            raise BridgeError(f"unknown service type {type_!r}")
+        if name in self.services:
+            return
+        self.services[name] = rospy.Service(
+            name, cls, lambda req, n=name, t=type_: self.serve(n, t, req)
+        )
+
+    def op_unadvertise_service(self, msg) -> None:
+        srv = self.services.pop(self._field(msg, "service"), None)
+        if srv is not None:
+            srv.shutdown()
+
+    def serve(self, name: str, type_: str, req):
+        """A ROS client called a service this WebSocket client serves (rospy thread)."""
+        import threading
+
+        self.n_calls += 1
+        call_id = f"service_request:{name}:{self.n_calls}"
+        slot = [threading.Event(), None, False]
+        self.calls[call_id] = slot
+        args = message_converter.convert_ros_message_to_dictionary(req)
+        obj = {"op": "call_service", "id": call_id, "service": name, "args": args}
+        self.loop.call_soon_threadsafe(self.send, obj)
+        try:
+            if not slot[0].wait(5.0):
+                raise rospy.ServiceException(f"{name}: no response from the WebSocket client")
+        finally:
+            self.calls.pop(call_id, None)
+        if not slot[2]:
+            raise rospy.ServiceException(f"{name}: the WebSocket client reported failure")
+        return message_converter.convert_dictionary_to_ros_message(
+            type_, to_ros1(slot[1] or {}), kind="response"
+        )
+
+    def op_service_response(self, msg) -> None:
+        slot = self.calls.get(self._field(msg, "id"))
+        if slot is None:
+            raise BridgeError(f"no pending call {msg['id']!r}")
+        slot[1], slot[2] = msg.get("values"), bool(msg.get("result", True))
+        slot[0].set()
+
     def close(self) -> None:
+        for srv in self.services.values():
+            srv.shutdown()
         for s in self.subs.values():
             s.unregister()
         for p in self.publishers.values():
