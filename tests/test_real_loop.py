@@ -232,19 +232,23 @@ def test_uvdiff_deploy_on_the_simulated_arm(sim_checkpoint, tmp_path, capsys):
     assert report["shield"]["interventions"].get("max_delta", 0) > 0
 
 
-def test_uvdiff_deploy_dry_run_sends_nothing(sim_checkpoint, tmp_path, capsys):
+def test_uvdiff_deploy_dry_run_flag_sends_nothing(sim_checkpoint, tmp_path, capsys, monkeypatch):
     import json
 
-    from real.deploy_cli import run
+    from real.deploy_cli import main
 
-    cfg = compose(
+    argv = [
+        "uvdiff-deploy",
         f"checkpoint={sim_checkpoint}",
         "robot=sim",
         "max_steps=10",
-        "dry_run=true",
         f"out={tmp_path}",
-    )
-    assert run(cfg) == 0
+        "--dry-run",
+    ]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 0
     report = json.loads((tmp_path / "deploy_report.json").read_text())
     assert report["sent"] == 0 and report["dry_run"] and report["steps"] == 10
     # nothing sent: the simulator never stepped, so every observation is the first one
