@@ -1,0 +1,105 @@
+"""Evaluation wall time: N lift episodes through ``sim.evaluate`` with 1 and with 2 workers.
+
+The wall time covers what ``uvdiff-eval`` does: worker start-up (a fresh interpreter importing
+torch and robosuite, loading the checkpoint, building the env), the expert's task demo for each
+seed (goal-conditioned policies), the rollouts and the report. The ratio says how much the
+second worker buys on this machine. Without ``--checkpoint`` a small goal=final policy is
+trained first on 3 expert demos (its success rate is not the point: a failing episode runs to
+``--max-steps``, so each episode's length is fixed and the timing is comparable).
+
+Usage: python benchmarks/bench_eval.py [--checkpoint DIR] [--episodes 8] [--max-steps N]
+       [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from sim.evaluate import evaluate
+
+
+def tiny_checkpoint(root: Path) -> Path:
+    """A small goal=final MLP policy on 3 expert lift demos (about a minute on a CPU)."""
+    from demos import DemoFolder
+    from policies.checkpoint import resolve
+    from policies.train import train
+    from sim import Expert, env_spec, make_env, run_expert
+
+    folder = DemoFolder.create(root / "demos", env_spec("lift").dataset_info())
+    with make_env("lift") as env:
+        for seed in range(3):
+            folder.add_episode(run_expert(env, Expert("lift"), seed).episode)
+    policy = {"network": "mlp", "network_kwargs": {"hidden": 64, "blocks": 1}, "horizon": 8}
+    run = train(
+        folder.root,
+        root / "run",
+        policy=policy,
+        goal="final",
+        steps=200,
+        batch_size=32,
+        lr=1e-3,
+        warmup_steps=10,
+        checkpoint_every=200,
+        progress=False,
+    )
+    return resolve(run.checkpoint)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", help="a lift checkpoint (default: train a small one)")
+    parser.add_argument("--episodes", type=int, default=8)
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        help="episode limit (default: the task horizon; 100 for the "
+        "small policy trained here, which rarely succeeds)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
+    print(f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}, {os.cpu_count()} CPUs")
+    torch.set_num_threads(1)
+    results: dict = {"command": sys.argv, "episodes": args.episodes, "wall_s": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = args.checkpoint
+        if ckpt is None:
+            ckpt = tiny_checkpoint(Path(tmp))
+            args.max_steps = args.max_steps or 100
+        for workers in (1, 2):
+            t = time.perf_counter()
+            res = evaluate(
+                ckpt,
+                "lift",
+                args.episodes,
+                args.seed,
+                out_dir=Path(tmp, f"w{workers}"),
+                workers=workers,
+                videos=0,
+                max_steps=args.max_steps,
+                progress=False,
+            )
+            wall = time.perf_counter() - t
+            steps = sum(e["length"] + e.get("demo", {}).get("length", 0) for e in res.episodes)
+            results["wall_s"][workers] = wall
+            print(f"workers={workers}: {args.episodes} episodes in {wall:.1f} s "
+                  f"({wall / args.episodes:.2f} s/episode, {steps / wall:.0f} env steps/s incl. "
+                  f"task demos), success {res.pc_success:.0f}%")  # fmt: skip
+    ratio = results["wall_s"][1] / results["wall_s"][2]
+    results["speedup_2_workers"] = ratio
+    print(f"2 workers are {ratio:.2f}x as fast as 1")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
