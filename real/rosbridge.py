@@ -252,6 +252,11 @@ class RosbridgeRobot:
             self._buffers.setdefault(spec["topic"], _Buffer(int(buffer)))
             self._kinds[spec["topic"]] = short_type(spec["type"])
         self._ref = self.state_specs[0]["topic"]
+        self._checks: dict[str, list[dict]] = {}  # topic -> the state specs read from it
+        for spec in self.state_specs:
+            self._checks.setdefault(spec["topic"], []).append(spec)
+        self.rejected = 0  # messages dropped on arrival (unreadable, wrong size, NaN/Inf)
+        self._dims: dict[str, int] = {}
         self._seq = 0
         self._estop = threading.Event()
         self._image_cache: dict[tuple[str, int], np.ndarray] = {}
@@ -395,7 +400,25 @@ class RosbridgeRobot:
     # ------------------------------------------------------------------ receiving
     def _on_message(self, topic: str, msg: dict) -> None:
         now = time.time()
-        t = stamp_of(msg) if self.stamp_mode == "header" else None
+        try:  # check at the boundary: a bad message never becomes an observation
+            for spec in self._checks.get(topic, ()):
+                v = _vector(msg, self._kinds[topic], spec)
+                if not np.isfinite(v).all():
+                    raise RobotError(f"NaN/Inf in {spec['key']}")
+                if self._dims.setdefault(spec["key"], v.size) != v.size:
+                    raise RobotError(
+                        f"{spec['key']} has {v.size} values, first had {self._dims[spec['key']]}"
+                    )
+            t = stamp_of(msg) if self.stamp_mode == "header" else None
+        except Exception as e:
+            self.rejected += 1
+            self.errors.append(f"rejected a message on {topic}: {e}")
+            del self.errors[:-100]
+            if self.rejected == 1 or self.rejected % 100 == 0:
+                log.warning(
+                    "rosbridge: rejected a message on %s (%s) [#%d]", topic, e, self.rejected
+                )
+            return
         with self._lock:
             if self._buffers[topic].add(now if t is None else t, msg) and topic == self._ref:
                 self._seq += 1

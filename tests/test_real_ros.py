@@ -188,8 +188,10 @@ def test_camera_frames_raw_and_compressed(rig):
     assert np.abs(small - raw).mean() < 12
 
 
-def test_delayed_and_reordered_messages_never_go_back_in_time(shared):
-    port = shared.bridge("--delay-ms", "40", "--reorder")
+def test_delayed_reordered_and_garbled_messages(shared):
+    """Messages 40 ms late, swapped in pairs, and a malformed frame after every 7th: the
+    observation never goes back in time and the age shows the delay."""
+    port = shared.bridge("--delay-ms", "40", "--reorder", "--garbage-every", "7")
     robot, _, _ = make(port)
     robot.connect()
     try:
@@ -206,6 +208,41 @@ def test_delayed_and_reordered_messages_never_go_back_in_time(shared):
     # reordered pairs: only the newer of each pair advances the observation
     assert all(b >= a for a, b in zip(seqs, seqs[1:], strict=False)) and seqs[-1] > seqs[0] + 2
     assert np.median(ages) >= 0.04  # the delay shows in the age the shield checks
+
+
+def test_bad_state_messages_are_rejected_on_arrival(shared):
+    """Another publisher sends a NaN, a joint-less and a wrong-size state: each is dropped (and
+    counted) where it enters; the observation keeps coming from the arm, always finite."""
+    import roslibpy
+
+    port = shared.bridge()
+    robot, _, _ = make(port)
+    robot.connect()
+    rogue = roslibpy.Ros("127.0.0.1", port, transport="asyncio")
+    rogue.run(5)
+    try:
+        js = roslibpy.Topic(rogue, "/joint_states", "sensor_msgs/JointState")
+        obj = roslibpy.Topic(rogue, "/uvdiff/object_state", "std_msgs/Float64MultiArray")
+        js.advertise()
+        obj.advertise()
+        time.sleep(0.5)
+        names = ["panda_finger_joint1", "panda_finger_joint2"]
+        for _ in range(3):  # ROS 1 may drop the first messages of a new publisher
+            js.publish(roslibpy.Message({"name": names, "position": [float("nan"), 0.01]}))
+            js.publish(roslibpy.Message({"name": ["other"], "position": [0.0]}))
+            obj.publish(roslibpy.Message({"layout": {"dim": [], "data_offset": 0}, "data": [1.0]}))
+            time.sleep(0.1)
+        why = ("NaN/Inf in gripper_qpos", "no joint", "object has 1 values")
+        assert wait_for(lambda: all(w in " ".join(robot.errors) for w in why)), robot.errors
+        assert robot.rejected >= 3
+        for _ in range(10):
+            o = robot.observe()
+            assert all(np.isfinite(v).all() for v in o.state.values())
+            assert o.state["object"].shape == (10,)
+            time.sleep(0.02)
+    finally:
+        robot.close()
+        rogue.close()
 
 
 def test_estop_in_the_middle_of_a_chunk_stops_all_commands(rig, checkpoint, tmp_path):

@@ -9,7 +9,8 @@ SHA-512 of secret, client, dest, rand, t, level, end). Malformed or unknown requ
 ``nanosec``); ``--ros2`` also writes them on the way out, standing in for a ROS 2 rosbridge.
 
 Faults for the tests: ``--delay-ms`` holds every outgoing message, ``--reorder`` swaps each
-pair of outgoing messages on a topic.
+pair of outgoing messages on a topic, ``--garbage-every N`` sends a malformed frame after every
+N-th message.
 
     python bridge.py --port 9090 [--secret S] [--ros2] [--delay-ms 30] [--reorder]
 
@@ -94,12 +95,15 @@ class Client:
         self.send(obj)
 
     async def sender(self) -> None:
-        delay = self.server.delay
+        delay, garbage, n = self.server.delay, self.server.garbage_every, 0
         while True:
             text = await self.out.get()
             if delay:
                 await asyncio.sleep(delay)
             await self.ws.send(text)
+            n += 1
+            if garbage and n % garbage == 0:
+                await self.ws.send('{"op": "publish", "topic": ')  # cut short: not JSON
 
     def from_ros(self, topic: str, throttle: float, msg) -> None:
         """A rospy thread got ``msg``: hand it to the event loop."""
@@ -280,8 +284,9 @@ class Client:
 
 
 class Server:
-    def __init__(self, secret=None, ros2=False, delay_ms=0.0, reorder=False):
+    def __init__(self, secret=None, ros2=False, delay_ms=0.0, reorder=False, garbage_every=0):
         self.secret, self.ros2, self.reorder = secret, ros2, reorder
+        self.garbage_every = garbage_every
         self.delay = delay_ms / 1000.0
 
     async def connection(self, ws, path=None) -> None:
@@ -298,7 +303,7 @@ class Server:
 
 
 async def main(args) -> None:
-    server = Server(args.secret, args.ros2, args.delay_ms, args.reorder)
+    server = Server(args.secret, args.ros2, args.delay_ms, args.reorder, args.garbage_every)
     async with websockets.serve(server.connection, args.host, args.port, max_size=2**26):
         print("bridge ready", flush=True)
         while not rospy.is_shutdown():
@@ -313,6 +318,7 @@ if __name__ == "__main__":
     p.add_argument("--ros2", action="store_true")
     p.add_argument("--delay-ms", type=float, default=0.0)
     p.add_argument("--reorder", action="store_true")
+    p.add_argument("--garbage-every", type=int, default=0)
     args = p.parse_args()
     rospy.init_node("uvdiff_test_bridge", anonymous=True, disable_signals=False)
     asyncio.run(main(args))
