@@ -222,6 +222,8 @@ def run_loop(
     n = int(cfg.max_steps)
     n_exec = cfg.n_action_steps or int(getattr(policy, "settings", {}).get("n_action_steps", 8))
     m = cfg.temporal_ensemble
+    if m is None:  # the policy's own setting (checkpoint or configure()), if any
+        m = getattr(policy, "settings", {}).get("temporal_ensemble")
     ensemble = m is not None
     weights = None if m is None else np.exp(-m * np.arange(256))
     # preallocated: the hot path only writes into these
