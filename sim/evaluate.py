@@ -342,6 +342,7 @@ def _run_pool(job, episodes: int, seed: int, workers: int, record) -> None:
     running: dict[int, tuple[int, float]] = {}  # worker -> (episode, start time)
     fatal: dict[int, str] = {}
     done: set[int] = set()
+    seen_dead: set[int] = set()
     next_id = 0
 
     def start() -> None:
@@ -353,12 +354,18 @@ def _run_pool(job, episodes: int, seed: int, workers: int, record) -> None:
 
     for _ in range(workers):
         start()
+    last_reap = time.monotonic()
     try:
         while len(done) < episodes:
             try:
                 msg = results.get(timeout=1.0)
             except queue.Empty:
-                _reap(procs, running, fatal, done, episodes, seed, tasks, record, start)
+                msg = None
+            if msg is None or time.monotonic() - last_reap > 5.0:
+                _reap(procs, running, fatal, done, episodes, seed, tasks, record, start,
+                      seen_dead, quiet=msg is None)  # fmt: skip
+                last_reap = time.monotonic()
+            if msg is None:
                 continue
             kind, w = msg[0], msg[1]
             if kind == "start":
@@ -377,9 +384,15 @@ def _run_pool(job, episodes: int, seed: int, workers: int, record) -> None:
                 p.kill()
 
 
-def _reap(procs, running, fatal, done, episodes, seed, tasks, record, start) -> None:
-    """Called when no message came for a second (so whatever a dead worker sent has arrived)."""
+def _reap(procs, running, fatal, done, episodes, seed, tasks, record, start, seen_dead, *,
+          quiet: bool) -> None:  # fmt: skip
+    """Account for dead workers. A dead worker's last messages have all been read when the
+    queue was ``quiet`` (no message for a second), or, while messages keep coming, by the
+    next call after its death was first seen (5 s later)."""
     dead = [w for w, p in procs.items() if not p.is_alive() and p.exitcode is not None]
+    if not quiet:
+        dead, fresh = [w for w in dead if w in seen_dead], [w for w in dead if w not in seen_dead]
+        seen_dead.update(fresh)
     for w in dead:
         p = procs.pop(w)
         if w in running:  # died inside an episode: that episode fails, a new worker goes on
