@@ -52,7 +52,8 @@ class LoopReport:
     duration_s: float
     rate_hz: float  # the rate asked for
     achieved_hz: float
-    overruns: int  # ticks that started more than a period late
+    overruns: int  # stalls of more than a period (the missed ticks are skipped)
+    skipped: int  # ticks skipped after stalls
     chunks: int
     dropped: int  # planned actions past due when their chunk arrived
     held: int  # ticks with no planned action
@@ -85,7 +86,8 @@ class LoopReport:
         lines = [
             f"deploy: {self.status} after {self.steps} steps in {self.duration_s:.1f} s"
             f"{' (dry run)' if self.dry_run else ''}; success={self.success}",
-            f"  rate {self.achieved_hz:.1f} Hz of {self.rate_hz:g} Hz, {self.overruns} overruns",
+            f"  rate {self.achieved_hz:.1f} Hz of {self.rate_hz:g} Hz, {self.overruns} stalls "
+            f"({self.skipped} ticks skipped)",
             f"  p50/p95 ms: observe {f('observe')}, infer {f('infer')}, send {f('send')}, "
             f"observation age {f('obs_age')}",
             f"  chunks {self.chunks}, dropped past-due {self.dropped}, held {self.held}, "
@@ -236,12 +238,12 @@ def run_loop(
     worker = _Inference(policy, goal, ensemble)
     worker.start()
     status, err, success_run, success = "max_steps", "", 0, False
-    held = dropped = sent = overruns = chunks_seen = 0
+    held = dropped = sent = overruns = skipped = chunks_seen = 0
     last_fresh = clock()
     last_seq = None
     wall = time.time
     t0 = clock()
-    k = 0
+    k = ticks = 0  # k: the time slot (t0 + k * period); ticks: slots actually run
     try:
         while k < n:
             due = t0 + k * period
@@ -249,7 +251,14 @@ def run_loop(
             if now < due:
                 sleep(due - now)
             elif now - due > period:
+                # more than a period late (a stall): skip the missed ticks rather than send
+                # a burst of catch-up commands; their planned actions count as dropped
                 overruns += 1
+                skip = int((now - due) // period)
+                k += skip
+                skipped += skip
+                if k >= n:
+                    break
             a = clock()
             obs = robot.observe()
             t_obs[k] = clock() - a
@@ -305,6 +314,7 @@ def run_loop(
             if on_step is not None:
                 on_step(k, obs, out)
             k += 1
+            ticks += 1
             if shield.latched:
                 status = "estop"
                 break
@@ -330,11 +340,12 @@ def run_loop(
     infer = np.asarray(worker.infer_s)
     return LoopReport(
         status=status,
-        steps=k,
+        steps=ticks,
         duration_s=duration,
         rate_hz=cfg.rate_hz,
-        achieved_hz=k / duration if duration > 0 else 0.0,
+        achieved_hz=ticks / duration if duration > 0 else 0.0,
         overruns=overruns,
+        skipped=skipped,
         chunks=len(infer),
         dropped=dropped,
         held=held,
@@ -348,7 +359,7 @@ def run_loop(
             "obs_age": _pct(age[:k]),
         },
         shield=shield.report(),
-        actions=np.zeros((0, 0)) if actions is None else actions[:k],
+        actions=np.zeros((0, 0)) if actions is None else actions[: min(k, n)],
         error=err,
         subgoal=None if goal is None else int(getattr(goal, "active", 0)),
         subgoal_switches=list(worker.switches),

@@ -82,6 +82,26 @@ class TracePlanner:
         return c
 
 
+class SteadyClock:
+    """Sleeps for real, but time only moves by the sleeps: a tick is never late, so slot k is
+    the k-th command whatever the machine's load (for the scheduling checks)."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def clock(self):
+        return self.t
+
+    def sleep(self, dt):
+        time.sleep(dt)
+        self.t += dt
+
+
+def steady(**kw):
+    c = SteadyClock()
+    return {"clock": c.clock, "sleep": c.sleep}
+
+
 def shield(dim=3, **kw):
     action = ActionSpec("delta_joint", dim)
     return Shield(ShieldSpec(**kw), action, 1 / RATE)
@@ -96,7 +116,7 @@ def test_robot_protocol_is_structural():
 
 def test_actions_come_from_their_chunk_slot_and_past_due_are_dropped():
     robot, planner = PointRobot(), TracePlanner(horizon=6, n_action_steps=3)
-    report = run_loop(robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=30))
+    report = run_loop(robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=30), **steady())
     assert report.status == "max_steps" and report.steps == 30
     sent = [int(a[0]) for a in robot.sent]
     # every non-hold action is slot i >= 1 of a chunk planned at tick t, sent at tick t + i
@@ -112,15 +132,41 @@ def test_actions_come_from_their_chunk_slot_and_past_due_are_dropped():
     t = report.timings_ms
     assert t["observe"]["p50"] < 5 and t["infer"]["n"] == report.chunks
     # the age of the observation an action came from, when sent: 1-3 ticks + one stamp lag
-    assert 1000 / RATE <= t["obs_age"]["p50"] <= 1000 / RATE * 4.5
-    assert report.achieved_hz == pytest.approx(RATE, rel=0.15)
+    assert 1000 / RATE <= t["obs_age"]["p50"] <= 1000 / RATE * 5
+
+
+def test_fixed_rate_and_a_stall_skips_ticks_instead_of_bursting():
+    class Stalling(PointRobot):
+        def observe(self):
+            if self.seq == 15 and not getattr(self, "stalled", False):
+                self.stalled = True
+                time.sleep(6 / RATE)  # the robot link hangs for 6 periods once
+            return super().observe()
+
+    robot = Stalling()
+    sent_at = []
+    report = run_loop(
+        robot,
+        TracePlanner(),
+        shield(),
+        LoopConfig(rate_hz=RATE, max_steps=60),
+        on_step=lambda k, o, a: sent_at.append((k, time.perf_counter())),
+    )
+    assert report.status == "max_steps"
+    assert report.overruns >= 1 and 4 <= report.skipped <= 8 + 2 * report.overruns
+    assert report.steps + report.skipped == 60
+    assert report.achieved_hz == pytest.approx(report.steps / report.duration_s)
+    # after the stall the clock carries on at its rate: no burst of catch-up commands
+    (i,) = [j for j in range(1, len(sent_at)) if sent_at[j][0] - sent_at[j - 1][0] > 3]
+    gaps = np.diff([t for _, t in sent_at[i : i + 6]])
+    assert (gaps > 0.5 / RATE).all(), gaps
 
 
 def test_slow_inference_drops_past_due_actions_and_holds():
     robot = PointRobot()
     # each plan takes 3.5 ticks: slots 1-3 are past due when the chunk lands
     planner = TracePlanner(horizon=6, n_action_steps=2, delay=3.5 / RATE)
-    report = run_loop(robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=40))
+    report = run_loop(robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=40), **steady())
     sent = [int(a[0]) for a in robot.sent]
     for k, s in enumerate(sent):
         if s:
@@ -134,7 +180,11 @@ def test_temporal_ensemble_blends_overlapping_chunks():
     robot, planner = PointRobot(), TracePlanner(horizon=4, n_action_steps=1)
     m = 0.5
     report = run_loop(
-        robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=20, temporal_ensemble=m)
+        robot,
+        planner,
+        shield(),
+        LoopConfig(rate_hz=RATE, max_steps=20, temporal_ensemble=m),
+        **steady(),
     )
     assert report.chunks >= 15  # a plan every tick
     # tick k blends chunks from ticks k-3..k-1 (those present): value = sum w_j (100 t_j + k - t_j)
@@ -155,7 +205,7 @@ def test_nan_action_is_never_sent():
 
 def test_estop_mid_chunk_sends_nothing_more():
     robot, planner = PointRobot(estop_at=7), TracePlanner(horizon=8, n_action_steps=6)
-    report = run_loop(robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=30))
+    report = run_loop(robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=30), **steady())
     assert report.status == "estop" and report.exit_code != 0
     assert len(robot.sent) == 7  # tick 7 saw the e-stop in the middle of a 6-action chunk
     assert report.shield["estop"] and report.sent == 7
@@ -177,7 +227,7 @@ def test_silent_robot_is_held_then_reported_lost():
 def test_dry_run_computes_but_sends_nothing():
     robot, planner = PointRobot(), TracePlanner()
     report = run_loop(
-        robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=10, dry_run=True)
+        robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=10, dry_run=True), **steady()
     )
     assert robot.sent == [] and report.sent == 0
     assert np.isfinite(report.actions).all() and report.actions.shape == (10, 3)
@@ -219,14 +269,17 @@ def test_uvdiff_deploy_on_the_simulated_arm(sim_checkpoint, tmp_path, capsys):
     )
     assert run(cfg) == 0
     text = capsys.readouterr().out
-    assert "deploy: max_steps after 25 steps" in text and "p50/p95 ms" in text
     report = json.loads((tmp_path / "deploy_report.json").read_text())
-    assert report["steps"] == 25 and report["sent"] == 25 and report["exit_code"] == 0
-    assert report["achieved_hz"] == pytest.approx(20, rel=0.2)
+    n = report["steps"]  # a stall of the shared CPU skips ticks rather than bursting
+    assert f"deploy: max_steps after {n} steps" in text and "p50/p95 ms" in text
+    assert n + report["skipped"] == 25 and n >= 20 and report["exit_code"] == 0
+    assert report["sent"] == n and report["achieved_hz"] == pytest.approx(20, rel=0.25)
     for k in ("observe", "infer", "send", "obs_age"):
         assert report["timings_ms"][k]["p95"] >= report["timings_ms"][k]["p50"] > 0
     actions = np.load(tmp_path / "actions.npy")
-    assert actions.shape == (25, 7) and np.isfinite(actions).all()
+    assert actions.shape == (25, 7)
+    actions = actions[np.isfinite(actions).all(1)]  # skipped ticks are NaN rows
+    assert len(actions) == n
     # the shield held every command to the configured caps (noise policy: it had work to do)
     assert np.abs(actions[:, :3]).max() <= 1 and np.abs(actions[:, 3:6]).max() <= 0.5
     assert report["shield"]["interventions"].get("max_delta", 0) > 0
@@ -250,7 +303,7 @@ def test_uvdiff_deploy_dry_run_flag_sends_nothing(sim_checkpoint, tmp_path, caps
         main()
     assert exit_.value.code == 0
     report = json.loads((tmp_path / "deploy_report.json").read_text())
-    assert report["sent"] == 0 and report["dry_run"] and report["steps"] == 10
+    assert report["sent"] == 0 and report["dry_run"] and report["steps"] + report["skipped"] == 10
     # nothing sent: the simulator never stepped, so every observation is the first one
     assert report["shield"]["interventions"].get("stale_observation", 0) > 0
     assert "(dry run)" in capsys.readouterr().out
