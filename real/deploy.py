@@ -63,7 +63,17 @@ def deploy(
                 f"{checkpoint} is goal-conditioned: give demo=DEMO_DIR (the task), or "
                 "policy={guidance: 0} for the goal-free policy"
             )
-        goal = goal_from_demo(demo, demo_episode, policy.config.resolved_goal_keys, relay=relay)
+        from policies.checkpoint import load_stats, resolve
+
+        keys = policy.config.resolved_goal_keys
+        goal = goal_from_demo(
+            demo,
+            demo_episode,
+            keys,
+            relay=relay,
+            stats=load_stats(resolve(checkpoint), [k for k in keys if k in policy.config.state]),
+            decompose_missing=policy.config.goal == "uvd",
+        )
     shield = Shield(spec.shield, spec.action, 1.0 / loop.rate_hz)
     robot.connect()
     try:

@@ -338,7 +338,11 @@ def demo_with_subgoals(root, T=40, subgoals=(12, 25, 39)):
     folder = DemoFolder.create(root, info)
     t = np.arange(T, dtype=np.float32)[:, None]
     state = {k: np.zeros((T, d), np.float32) for k, d in SIM_STATE.items()}
-    state["eef_pos"] = np.hstack([t / 10, 0 * t, 0 * t + 1]).astype(np.float32)
+    if T <= 40:  # a line: x = t / 10
+        state["eef_pos"] = np.hstack([t / 10, 0 * t, 0 * t + 1]).astype(np.float32)
+    else:  # out along x and back (UVD finds the turn), drifting along y
+        u = t / (T - 1)
+        state["eef_pos"] = np.hstack([1 - np.abs(2 * u - 1), 0.2 * u, 0 * u + 1]).astype(np.float32)
     eid = folder.add_episode(Episode(action=np.zeros((T, 7), np.float32), state=state))
     (folder.episode_dir(eid) / "subgoals.json").write_text(json.dumps({"subgoals": list(subgoals)}))
     return folder, state
@@ -431,3 +435,24 @@ def test_goal_conditioned_deploy_needs_a_demo(tmp_path, capsys):
     )
     assert run(cfg) == 0
     assert "subgoal 0 at the end" in capsys.readouterr().out
+
+
+def test_relay_embedding_scales_keys_and_uvd_decomposes_without_subgoals(tmp_path):
+    from real.goals import RelayGoal, goal_from_demo, state_embedding
+
+    stats = {"eef_pos": {"min": [0, 0, 0], "max": [4, 1, 1]}}
+    emb = state_embedding(["eef_pos", "object"], stats)
+    v = emb({"eef_pos": np.array([2.0, 1.0, 0.0]), "object": np.arange(10.0)})
+    np.testing.assert_allclose(v[:3], [0, 1, -1])  # scaled to [-1, 1]
+    np.testing.assert_allclose(v[3:], np.arange(10.0))  # no stats: as it is
+    # a demo without subgoals.json: UVD runs on it for a goal=uvd policy, else the last frame
+    folder, state = demo_with_subgoals(tmp_path / "demo", T=120)
+    (folder.episode_dir(0) / "subgoals.json").unlink()
+    fixed = goal_from_demo(folder.root, 0, ["eef_pos"])
+    np.testing.assert_allclose(fixed({})["eef_pos"], state["eef_pos"][-1])
+    relay = goal_from_demo(
+        folder.root, 0, ["eef_pos"], stats=stats, decompose_missing=True, min_interval=10
+    )
+    assert isinstance(relay, RelayGoal) and len(relay.goals) == 2
+    np.testing.assert_allclose(relay.goals[0]["eef_pos"][0], 1.0, atol=0.02)  # the turn
+    np.testing.assert_allclose(relay.goals[-1]["eef_pos"], state["eef_pos"][-1])
