@@ -7,6 +7,12 @@ baselines once, and pool over episodes: boundary precision and recall within +-0
 (one-to-one matching), the mean signed offset (negative: early) and subgoals per episode. A
 true stage end within 0.5 s of the last frame is the final goal (met by the final subgoal).
 
+``--phases`` (sim folders collected with workers=1 from ``--seed`` on) re-runs the scripted
+expert without cameras for the same seeds and records its segment names (approach, descend,
+grasp, lift, carry, ...): the column "on a phase change" is the share of predicted boundaries
+within the tolerance of one of the expert's segment switches (or a stage end), which says
+whether the subgoals that match no stage end are arbitrary or the expert's own sub-steps.
+
 ``--sweep`` adds, per backbone, the UVD parameters with the best F1 over a small grid
 (min_interval x gamma): tuned on the same episodes, so an upper bound, not a held-out figure.
 
@@ -39,14 +45,23 @@ FREE = ("final", "equal", "random", "near_future", "oracle")
 GRID = list(itertools.product((6, 10, 18, 30, 50), (0.08, 0.02, 0.005, 0.001)))
 
 
-def pooled(subgoals: dict, stages: dict, fps: float, tol: float) -> dict:
+def pooled(subgoals: dict, stages: dict, fps: float, tol: float, phases=None) -> dict:
     n = np.zeros(3)
     off = []
+    on_phase = np.zeros(2)
     for ep, s in subgoals.items():
         sc = boundary_scores(s, stages[ep], fps, tol, final_within_s=tol)
         n += (sc["n_matched"], sc["n_pred"], sc["n_true"])
         if sc["n_matched"]:
             off.append(sc["mean_offset_s"] * sc["n_matched"])
+        if phases and ep in phases:
+            T = len(stages[ep])
+            p = np.asarray(s[:-1])
+            p = p[(T - 1 - p) / fps > tol + 1e-9]
+            events = np.union1d(phases[ep], np.flatnonzero(np.diff(stages[ep])))
+            if len(p):
+                near = np.abs(p[:, None] - events[None, :]).min(1) / fps <= tol + 1e-9
+                on_phase += (near.sum(), len(p))
     p = n[0] / n[1] if n[1] else 1.0
     r = n[0] / n[2] if n[2] else 1.0
     return {
@@ -56,20 +71,61 @@ def pooled(subgoals: dict, stages: dict, fps: float, tol: float) -> dict:
         "offset": sum(off) / n[0] if n[0] else float("nan"),
         "per_ep": np.mean([len(s) for s in subgoals.values()]),
         "true_per_ep": n[2] / len(subgoals),
+        "on_phase": on_phase[0] / on_phase[1] if on_phase[1] else float("nan"),
     }
 
 
 def row(task, backbone, method, params, s) -> str:
+    ph = "-" if np.isnan(s["on_phase"]) else f"{s['on_phase']:.2f}"
     return (
         f"| {task} | {backbone} | {method} | {params} | {s['precision']:.2f} | {s['recall']:.2f} "
-        f"| {s['offset']:+.2f} | {s['per_ep']:.1f} |"
+        f"| {s['offset']:+.2f} | {s['per_ep']:.1f} | {ph} |"
     )
 
 
-def score_folder(path: Path, tol: float, sweep: bool, min_interval: int, gamma: float) -> None:
+def expert_phases(folder: DemoFolder, task: str, seed: int) -> dict[str, np.ndarray]:
+    """Per episode, the frames after which the scripted expert switches segment, from a
+    camera-free re-run of the same seeds (episodes matched in order by their stage arrays)."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from sim.envs import make_env
+    from sim.experts import Expert
+    from sim.rollout import SETTLE_STEPS, expert_seed
+
+    env, expert = make_env(task, cameras=()), Expert(task)
+    out, todo, s = {}, list(folder.episode_ids), seed
+    while todo and s < seed + 3 * len(folder.episode_ids) + 10:
+        _, info = env.reset(seed=s)
+        expert.reset(env, expert_seed(s))
+        names, stage, held = [], [], 0
+        for _ in range(env.horizon):
+            action = expert.act()
+            names.append(expert.phase)
+            stage.append(info["stage"])
+            _, _, _, truncated, info = env.step(action)
+            held = held + 1 if info["success"] else 0
+            if held >= SETTLE_STEPS or truncated:
+                break
+        s += 1
+        if held < SETTLE_STEPS:
+            continue  # a failed seed wrote no episode
+        ep = todo[0]
+        if np.array_equal(folder.read_lowdim(ep)["stage"], np.asarray(stage)):
+            out[ep] = np.flatnonzero([a != b for a, b in zip(names, names[1:], strict=False)])
+            todo.pop(0)
+    env.close()
+    return out
+
+
+def score_folder(
+    path: Path, tol: float, sweep: bool, min_interval: int, gamma: float, phase_seed: int | None
+) -> None:
     folder = DemoFolder(path)
     fps = float(folder.info.fps)
     task = path.name
+    phases = None
+    if phase_seed is not None:
+        phases = expert_phases(folder, task, phase_seed)
+        print(f"{task}: expert segments recovered for {len(phases)}/{len(folder)} episodes")
     stages = {ep: folder.read_lowdim(ep)["stage"] for ep in folder.episode_ids}
     T = {ep: len(s) for ep, s in stages.items()}
     lengths = np.array(list(T.values()))
@@ -79,34 +135,35 @@ def score_folder(path: Path, tol: float, sweep: bool, min_interval: int, gamma: 
         f"{np.mean([len(np.flatnonzero(np.diff(s))) for s in stages.values()]):.1f}"
     )
     print(
-        "| task | backbone | method | parameters | precision | recall | offset (s) | subgoals/ep |"
+        "| task | backbone | method | parameters | precision | recall | offset (s) | subgoals/ep "
+        "| on a phase change |"
     )
-    print("|---|---|---|---|---:|---:|---:|---:|")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for method in FREE:
         fn = get_method(method)
         subs = {}
         for ep, n in T.items():
             dummy = np.zeros((n, 1))
             subs[ep] = fn(dummy, stage=stages[ep]) if method == "oracle" else fn(dummy)
-        print(row(task, "-", method, "defaults", pooled(subs, stages, fps, tol)))
+        print(row(task, "-", method, "defaults", pooled(subs, stages, fps, tol, phases)))
     for name in BACKBONES:
         t0 = time.perf_counter()
         enc = prepare_encoder(folder, name)
         E = {ep: episode_embeddings(folder, ep, enc) for ep in folder.episode_ids}
         prep_s = time.perf_counter() - t0
         subs = {ep: decompose(e, min_interval=min_interval, gamma=gamma) for ep, e in E.items()}
-        s = pooled(subs, stages, fps, tol)
+        s = pooled(subs, stages, fps, tol, phases)
         print(
             row(task, name, "uvd", f"mi={min_interval} g={gamma}", s) + f" fit+embed {prep_s:.0f}s"
         )
         cp = get_method("changepoint")
         subs = {ep: cp(e) for ep, e in E.items()}
-        print(row(task, name, "changepoint", "pen=log T", pooled(subs, stages, fps, tol)))
+        print(row(task, name, "changepoint", "pen=log T", pooled(subs, stages, fps, tol, phases)))
         if sweep:
             best = None
             for mi, g in GRID:
                 subs = {ep: decompose(e, min_interval=mi, gamma=g) for ep, e in E.items()}
-                s = pooled(subs, stages, fps, tol)
+                s = pooled(subs, stages, fps, tol, phases)
                 if best is None or s["f1"] > best[0]["f1"]:
                     best = (s, mi, g)
             s, mi, g = best
@@ -126,6 +183,7 @@ def main() -> None:
     ap.add_argument("--min-interval", type=int, default=18)
     ap.add_argument("--gamma", type=float, default=0.08)
     ap.add_argument("--sweep", action="store_true", help="also the best-F1 UVD parameters")
+    ap.add_argument("--phases", action="store_true", help="score against expert segments too")
     args = ap.parse_args()
 
     folders = [Path(d) for d in args.data]
@@ -153,7 +211,8 @@ def main() -> None:
         f"{platform.machine()} {os.cpu_count()} CPUs; tolerance +-{args.tolerance_s} s"
     )
     for path in folders:
-        score_folder(path, args.tolerance_s, args.sweep, args.min_interval, args.gamma)
+        seed = args.seed if args.phases else None
+        score_folder(path, args.tolerance_s, args.sweep, args.min_interval, args.gamma, seed)
 
 
 if __name__ == "__main__":
