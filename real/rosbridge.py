@@ -259,7 +259,7 @@ class RosbridgeRobot:
         self._dims: dict[str, int] = {}
         self._seq = 0
         self._estop = threading.Event()
-        self._image_cache: dict[tuple[str, int], np.ndarray] = {}
+        self._image_cache: dict[str, tuple[int, np.ndarray]] = {}  # camera -> (message, frame)
         self.ros = None
         self._topics: list = []
         self._cmd_topic = None
@@ -464,11 +464,12 @@ class RosbridgeRobot:
                 info[spec["key"] + "_stamp"] = item[0]
         for spec in self.camera_specs:
             stamp, n, msg = picked[spec["topic"]]
-            key = (spec["topic"], n)
-            frame = self._image_cache.get(key)
-            if frame is None:
+            cached = self._image_cache.get(spec["name"])
+            if cached is not None and cached[0] == n:
+                frame = cached[1]  # the same message as last tick: decoded once
+            else:
                 frame = decode_image(msg, self._kinds[spec["topic"]], spec.get("size"))
-                self._image_cache = {key: frame}  # keep only the newest decode per call
+                self._image_cache[spec["name"]] = (n, frame)
             frames[spec["name"]] = frame
             oldest = min(oldest, stamp)
         return Observation(oldest, state, frames, seq, self._estop.is_set(), info)
