@@ -204,3 +204,34 @@ def test_robot_spec_from_config_names_bad_fields():
         RobotSpec.from_config({**ok, "joints": {"names": ["a", "b"], "lower": [0], "upper": [1]}})
     with pytest.raises(ConfigError, match="workspace"):
         RobotSpec.from_config({**ok, "shield": {"workspace": {"low": [1, 1, 1], "high": [0] * 3}}})
+
+
+def test_shipped_robot_configs_parse_and_shield():
+    """Every configs/robot/*.yaml composes, names a driver and gives a valid spec; the ROS 2
+    joint-space one clips a target past a joint limit and caps the step."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_module
+
+    names = sorted(p.stem for p in Path("configs/robot").glob("*.yaml"))
+    assert {"sim", "rosbridge", "panda_joint_ros2"} <= set(names)
+    with initialize_config_module("configs", version_base="1.3"):
+        specs = {
+            n: compose("deploy", overrides=[f"robot={n}", "checkpoint=x"]).robot for n in names
+        }
+    from real.deploy import make_robot
+    from real.robot import Robot
+
+    for name, cfg in specs.items():
+        spec = RobotSpec.from_config(cfg)
+        assert spec.rate_hz > 0 and isinstance(make_robot(cfg), Robot), name  # not connected
+    spec = RobotSpec.from_config(specs["panda_joint_ros2"])
+    assert spec.action.kind == "joint_pos" and len(spec.joints) == 7
+    c = Clock()
+    s = Shield(spec.shield, spec.action, spec.period, clock=c)
+    q = np.array([0.0, 0.0, 0.0, -2.0, 0.0, 2.0, 0.0])
+    target = q.copy()
+    target[0], target[3] = 0.02, 0.5  # joint 4's upper limit is -0.15, and 0.5 is a big step
+    out = s(np.append(target, 0.04), obs(c, joint_pos=q, eef_pos=[0.4, 0, 0.3]))
+    assert out[0] == pytest.approx(0.02) and out[3] == pytest.approx(-2.0 + 0.05)
+    assert s.counts["joint_limit"] == 1 and s.counts["max_delta"] == 1
