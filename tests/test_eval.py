@@ -3,6 +3,7 @@ eval_info.json holds, episodes as functions of their seeds, a killed worker cost
 bad input refused before anything runs, and the subgoal relay for goal=uvd."""
 
 import json
+import multiprocessing as mp
 import os
 import shutil
 import subprocess
@@ -127,19 +128,10 @@ def test_a_killed_worker_costs_only_its_episode(final_ckpt, tmp_path):
     result = {}
     thread = threading.Thread(
         target=lambda: result.update(
-            res=evaluate(
-                final_ckpt,
-                "lift",
-                4,
-                seed=0,
-                out_dir=out,
-                workers=2,
-                videos=0,
-                max_steps=40,
-                progress=False,
-            )  # fmt: skip
+            res=evaluate(final_ckpt, "lift", 3, seed=0, out_dir=out, workers=1, videos=0,
+                         max_steps=40, progress=False)
         )
-    )
+    )  # fmt: skip
     thread.start()
     log = out / "episodes.jsonl"
     deadline = time.monotonic() + 180
@@ -147,24 +139,21 @@ def test_a_killed_worker_costs_only_its_episode(final_ckpt, tmp_path):
         assert time.monotonic() < deadline, "no episode finished in 180 s"
         time.sleep(0.05)
     first = json.loads(log.read_text().splitlines()[0])
-    time.sleep(0.3)  # the worker that reported it has taken its next episode by now
-    victim = next(
-        p for p in __import__("multiprocessing").active_children() if p.pid == first["worker"]
-    )
+    assert first["index"] == 0 and first["error"] is None
+    time.sleep(1.0)  # the worker is into episode 1 by now (an episode takes seconds)
+    victim = next(p for p in mp.active_children() if p.pid == first["worker"])
     victim.kill()
     thread.join(timeout=240)
     eps = result["res"].episodes
-    assert [e["seed"] for e in eps] == [0, 1, 2, 3]
-    dead = [e for e in eps if e["error"]]
-    assert len(dead) == 1, [e["error"] for e in eps]
+    assert [e["seed"] for e in eps] == [0, 1, 2]
+    assert [bool(e["error"]) for e in eps] == [False, True, False]
     assert (
         f"worker process {first['worker']} exited with code -9 during this episode"
-        in dead[0]["error"]
+        in eps[1]["error"]
     )
-    assert not dead[0]["success"] and result["res"].info["n_errors"] == 1
-    others = [e for e in eps if not e["error"]]
-    assert all(e["length"] > 0 for e in others)  # a fresh worker took over the rest
-    assert {e["worker"] for e in others} - {first["worker"]}
+    assert not eps[1]["success"] and result["res"].info["n_errors"] == 1
+    # a fresh worker ran the rest
+    assert eps[2]["length"] > 0 and eps[2]["worker"] not in (None, first["worker"])
     assert "1 episodes ended in an error" in (out / "report.md").read_text()
 
 
