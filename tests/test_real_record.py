@@ -46,13 +46,19 @@ class Operator(threading.Thread):
 
 
 @pytest.fixture
-def rig(tmp_path):
+def rig(tmp_path, request):
     r = Rig(tmp_path / "rig")
     r.master()
     r.port = r.bridge()
-    r.arm_proc = r.arm()
+    r.arm_proc = r.arm(*getattr(request, "param", ()))
     yield r
     r.stop()
+
+
+CAMERA = (
+    "robot.driver.cameras=[{name: agentview, topic: /camera/image/compressed, "
+    "type: sensor_msgs/CompressedImage, size: [48, 64]}]"
+)
 
 
 def compose(*overrides):
@@ -63,6 +69,7 @@ def compose(*overrides):
         return hydra_compose("record", overrides=list(overrides))
 
 
+@pytest.mark.parametrize("rig", [("--camera", "jpeg")], indirect=True)
 def test_records_teleoperated_episodes(rig, tmp_path, capsys):
     from real.record_cli import run
 
@@ -77,6 +84,7 @@ def test_records_teleoperated_episodes(rig, tmp_path, capsys):
             "episodes=2",
             "max_steps=25",
             "task=lift the cube",
+            CAMERA,
         )
         assert run(cfg) == 0
     finally:
@@ -87,6 +95,7 @@ def test_records_teleoperated_episodes(rig, tmp_path, capsys):
     folder = DemoFolder(out)
     assert folder.info.state == {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2, "object": 10}
     assert folder.info.action_kind == "delta_ee" and folder.info.fps == 20
+    assert folder.info.cameras == {"agentview": (48, 64)}
     eps = [folder.read_episode(e) for e in folder.episode_ids]
     for ep in eps:
         k = np.round(ep.action[:, 3] * 1000)
@@ -94,6 +103,8 @@ def test_records_teleoperated_episodes(rig, tmp_path, capsys):
         np.testing.assert_allclose(ep.action[:, [2, 6]], [[0.05, -1.0]] * 25, atol=1e-6)
         assert (np.diff(ep.timestamp) > 0).all() and ep.task == "lift the cube"
         assert ep.state["eef_pos"][-1][2] > ep.state["eef_pos"][0][2]  # the arm rose
+        frames = ep.frames["agentview"]
+        assert frames.shape == (25, 48, 64, 3) and frames.std() > 5
     assert eps[1].action[0, 3] > eps[0].action[-1, 3] - 0.0015  # episode 2 follows episode 1
 
 
