@@ -1,0 +1,110 @@
+"""The main job end to end: real sim, real training, real evaluation, the report, stage caching."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sim.pipeline import DemoSettings, quick_settings, run_demo, settings_from
+
+TINY = DemoSettings(
+    task="lift", episodes=3, image_size=(48, 48), train_steps=12, batch_size=32,
+    eval_episodes=1, videos=1, workers=1,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    result = run_demo(TINY, root / "run1", root / "cache", progress=False)
+    return root, result
+
+
+def test_every_stage_runs_and_the_report_shows_this_runs_numbers(first_run):
+    root, result = first_run
+    assert list(result.stages) == [
+        "collect", "validate", "decompose", "train uvd", "train final",
+        "eval uvd", "eval final", "report",
+    ]  # fmt: skip
+    assert not any(r.get("cached") for r in result.stages.values())
+    html = result.report.read_text()
+    for goal in TINY.goals:
+        info = json.loads(next((root / "cache").glob(f"eval_{goal}-*/eval_info.json")).read_text())
+        assert info["episodes"] == 1 and info["seed"] == TINY.eval_seed
+        assert result.success[goal] == info["pc_success"]
+        assert f"<td>{goal}</td><td><b>{info['pc_success']:.0f}%</b></td>" in html
+    for png in ("success.png", "training.png", "eval_uvd.png", "decomposition_000000.png"):
+        assert (result.out_dir / png).stat().st_size > 1000, png
+        assert f'src="{png}"' in html
+    # subgoals were written by the chosen backbone and training read them
+    demos = next((root / "cache").glob("demos-*"))
+    sub = json.loads((demos / "episodes/000000/subgoals.json").read_text())
+    assert sub["backbone"] == "state"
+    saved = json.loads((result.out_dir / "demo_result.json").read_text())
+    assert saved["success"] == result.success
+
+
+def test_a_rerun_skips_finished_stages_and_a_killed_training_run_resumes(first_run):
+    root, _ = first_run
+    again = run_demo(TINY, root / "run2", root / "cache", progress=False)
+    cached = {name for name, r in again.stages.items() if r.get("cached")}
+    assert cached == set(again.stages) - {"validate", "report"}
+
+    # longer training: a new training stage, killed after its first checkpoint (checkpoints
+    # on disk, no stage.json); the rerun keeps the demos and subgoals and resumes training
+    from policies.train import train
+
+    longer = replace(TINY, train_steps=16, goals=("final",))
+    run = root / "cache" / f"train_final-{longer.stage_keys()['train final']}"
+
+    class Killed(Exception):
+        pass
+
+    def kill(step, path):
+        raise Killed(step)
+
+    with pytest.raises(Killed):
+        train(next((root / "cache").glob("demos-*")), run, goal="final", steps=16,
+              batch_size=32, lr=longer.lr, warmup_steps=1, checkpoint_every=4,
+              seed=longer.seed, progress=False, on_checkpoint=kill)  # fmt: skip
+    assert not (run / "stage.json").exists()
+    third = run_demo(longer, root / "run3", root / "cache", progress=False)
+    assert third.stages["collect"].get("cached") and third.stages["decompose"].get("cached")
+    assert not third.stages["eval final"].get("cached")
+    trained = third.stages["train final"]
+    assert trained["resumed"] is True and "(resumed)" in trained["summary"]
+    rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 16
+    assert (run / "checkpoints" / "000016").is_dir()
+
+
+def test_settings_come_from_the_config_and_quick_shrinks_them():
+    s = settings_from({"task": "can", "image_size": [64, 64], "goals": ["final"], "quick": True})
+    assert (s.task, s.image_size, s.goals) == ("can", (64, 64), ("final",))
+    q = quick_settings(DemoSettings())
+    assert q.task == DemoSettings().task and q.train_steps < DemoSettings().train_steps
+    # the keys name the stages' inputs: changing training leaves collection's key alone
+    k1, k2 = DemoSettings().stage_keys(), replace(DemoSettings(), train_steps=7).stage_keys()
+    assert k1["collect"] == k2["collect"] and k1["decompose"] == k2["decompose"]
+    assert k1["train uvd"] != k2["train uvd"] and k1["eval final"] != k2["eval final"]
+
+
+@pytest.mark.slow
+def test_uvdiff_demo_quick_end_to_end(tmp_path):
+    """`uvdiff-demo quick=true`, the command the README shows, from the console script."""
+    exe = Path(sys.executable).with_name("uvdiff-demo")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [str(exe), "quick=true", f"out_dir={out}", f"cache_dir={tmp_path / 'cache'}",
+         "progress=false"],
+        capture_output=True, text=True, timeout=1800, env={**os.environ, "MUJOCO_GL": "egl"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "success on stack" in proc.stdout
+    result = json.loads((out / "demo_result.json").read_text())
+    assert set(result["success"]) == {"uvd", "final"}
+    assert (out / "report.html").is_file()
