@@ -73,9 +73,15 @@ class SimRobot:
         self._obs = SimObservation(time.time(), state, frames, seq, False, dict(info))
 
     def observe(self) -> SimObservation:
-        if self._obs is None:
-            raise RuntimeError("SimRobot: call connect() first")
-        return self._obs
+        """The simulator's state now: like an arm's sensors, a reading is fresh (stamped now,
+        a new ``seq``) whether or not the arm moved since the last one; a dry run, which never
+        steps the simulation, sees an arm at rest rather than a silent one."""
+        with self._lock:
+            if self._obs is None:
+                raise RuntimeError("SimRobot: call connect() first")
+            o = self._obs
+            self._obs = SimObservation(time.time(), o.state, o.frames, o.seq + 1, False, o.info)
+            return self._obs
 
     def command(self, action: np.ndarray) -> None:
         with self._lock:

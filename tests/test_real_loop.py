@@ -296,6 +296,7 @@ def test_uvdiff_deploy_dry_run_flag_sends_nothing(sim_checkpoint, tmp_path, caps
         "robot=sim",
         "max_steps=10",
         f"out={tmp_path}",
+        "lost_after=0.2",  # longer than that at 20 Hz: an arm at rest must not look lost
         "--dry-run",
     ]
     monkeypatch.setattr("sys.argv", argv)
@@ -304,8 +305,11 @@ def test_uvdiff_deploy_dry_run_flag_sends_nothing(sim_checkpoint, tmp_path, caps
     assert exit_.value.code == 0
     report = json.loads((tmp_path / "deploy_report.json").read_text())
     assert report["sent"] == 0 and report["dry_run"] and report["steps"] + report["skipped"] == 10
-    # nothing sent: the simulator never stepped, so every observation is the first one
-    assert report["shield"]["interventions"].get("stale_observation", 0) > 0
+    # nothing sent, the simulator never stepped: an arm at rest, not a lost one
+    assert (
+        report["status"] == "max_steps"
+        and "stale_observation" not in report["shield"]["interventions"]
+    )
     assert "(dry run)" in capsys.readouterr().out
 
 
