@@ -8,9 +8,13 @@ from pathlib import Path
 import numpy as np
 
 SIM_STATE = {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2, "object": 10}
+_made: list[Path] = []  # one per test session: every caller gets the same (read-only) folder
 
 
 def noise_checkpoint(root: Path) -> Path:
+    """Train it under ``root`` the first time in this process; later calls reuse that one."""
+    if _made and _made[0].is_dir():
+        return _made[0]
     import torch
 
     from demos import DatasetInfo, DemoFolder, Episode
@@ -50,4 +54,5 @@ def noise_checkpoint(root: Path) -> Path:
         )
     finally:
         torch.set_num_threads(n)
+    _made[:] = [run.checkpoint]
     return run.checkpoint
