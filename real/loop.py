@@ -2,14 +2,16 @@
 
 Tick k is due at ``t0 + k * period``. Each tick the loop reads the newest observation, hands it
 to the inference thread, picks the action planned for this tick, passes it through the shield
-and sends it (``dry_run``: computes and records it, sends nothing).
+and sends it (``dry_run``: computes and records it, sends nothing). After a stall of more than a
+period the missed ticks are skipped (counted), never made up with a burst of commands.
 
 The inference thread feeds every observation to the policy (its history stays one entry per
-tick) and plans a chunk ``(horizon, A)`` when the planned actions are about to run out (or every
-tick with temporal ensembling). Action i of a chunk planned from tick k's observation belongs to
-tick ``k + i``. A chunk that arrives late has its past-due actions dropped (counted); when no
-chunk covers a tick the shield holds the arm (command watchdog). With ``temporal_ensemble=m``
-every chunk's prediction for a tick is blended with weights ``exp(-m * i)``, oldest first (ACT).
+tick) and to the subgoal relay of a goal-conditioned policy (``real.goals``), and plans a chunk
+``(horizon, A)`` when the planned actions are about to run out (or every tick with temporal
+ensembling). Action i of a chunk planned from tick k's observation belongs to tick ``k + i``.
+A chunk that arrives late has its past-due actions dropped (counted); when no chunk covers a
+tick the shield holds the arm (command watchdog). With ``temporal_ensemble=m`` every chunk's
+prediction for a tick is blended with weights ``exp(-m * i)``, oldest first (ACT).
 
 The loop ends at ``max_steps``, on success (a robot whose observation info says so), at the goal
 relay's last subgoal, on the e-stop, or when the robot has sent nothing new for ``lost_after``
