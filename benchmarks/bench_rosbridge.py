@@ -8,7 +8,7 @@ Starts real peers (rosmaster, the tests' rosbridge server, the simulated arm nod
    Float64MultiArray and a 9-joint JointState at 100 Hz, and a 96x96 rgb8 Image and its JPEG
    at 30 Hz (one way is about half);
 2. the deploy loop (RosbridgeRobot, shield, a 3-step state policy) at rising rates against
-   the arm node: achieved Hz, late ticks, p95 of observe/infer/send;
+   the arm node: achieved Hz, stalls (and ticks skipped), p95 of observe/infer/send;
 3. the same with an 84x84 image policy (ResNet-18 encoder) on the arm's JPEG camera.
 
 The policies are trained for a couple of steps only: their speed is the point, not their skill.
@@ -163,7 +163,8 @@ def loop_rates(port: int, ckpt: Path, rates, ticks: int, cameras: bool) -> list[
             {
                 "rate": rate,
                 "achieved_hz": round(r.achieved_hz, 1),
-                "late_ticks": r.overruns,
+                "stalls": r.overruns,
+                "skipped": r.skipped,
                 "observe_p95_ms": round(t["observe"]["p95"], 2),
                 "infer_p50_ms": round(t["infer"]["p50"], 2),
                 "infer_p95_ms": round(t["infer"]["p95"], 2),
