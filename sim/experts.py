@@ -143,6 +143,7 @@ def square_handle_direction(handle_yaw: float, q7: float) -> float:
 
 # ---------------------------------------------------------------------- can, pickplace4
 BIN_FLOOR_DZ = 0.02  # a PickPlace bin's floor top is 2 cm above its body position
+LIFTED_DZ = 0.05  # metres an object must rise with the gripper to count as held
 TALLEST = 0.15  # the cereal box standing (the bin walls are 8 cm above the floor)
 # Horizontal distance from the Panda's base within which the straight-down grip site keeps the
 # elbow bent: further out the elbow straightens into a singularity OSC cannot leave.
@@ -187,6 +188,12 @@ def pick_and_place_object(
 
     obstacles = obstacles_for(raw, name)
     mem: dict = {}
+
+    def held() -> bool:
+        # robosuite's check wants both finger pads on the object; a carton pinched by a
+        # fingertip's side rises with the gripper all the same, and opening to retry drops it
+        return grasped(raw, raw.objects[idx]) or centre()[2] - mem["where_z"] > LIFTED_DZ
+
     segs = pick(
         probe,
         centre,
@@ -204,7 +211,7 @@ def pick_and_place_object(
         carry_z=carry_z,
         mem=mem,
         approach_z=clear_z + rng.uniform(0.02, 0.06),
-        held=lambda: grasped(raw, raw.objects[idx]),
+        held=held,
     )
     spot = _place_spot(raw, idx, float(np.hypot(*probe.model.geom_aabb[geom][3:5])), rng)
     # let go just above the floor: a tall, thin box dropped from higher tips over

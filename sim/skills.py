@@ -18,7 +18,6 @@ Q7_LIMIT = 2.9  # the Panda's wrist joint (the one that turns the gripper) stops
 Q7_SAFE = 2.0  # a grasp leaves this much room either way for the carry to swing the arm
 MAX_GRIP_OFFSET = 0.15  # metres from the grip site to any point of a held object
 CLEAR_ENOUGH = 0.03  # metres between gripper and obstacles that need no more
-LIFTED_DZ = 0.05  # metres an object must rise with the gripper to count as held
 RETREAT_UP, RETREAT_BACK = 0.05, 0.12  # metres: up clear of the object, then back
 
 
@@ -149,12 +148,7 @@ def pick(
 
     def latch() -> None:
         mem["grasp_pos"], mem["yaw"] = probe.eef()[0], probe.yaw()
-        mem["where_z"] = float(where()[2])
-
-    def holding() -> bool:
-        # robosuite's check wants both finger pads on the object; a carton pinched by a
-        # fingertip's side rises with the gripper all the same, and opening to retry drops it
-        return held() or float(where()[2]) - mem["where_z"] > LIFTED_DZ
+        mem["where_z"] = float(where()[2])  # for ``held`` checks that ask whether it rose
 
     def high(p: Vec) -> Vec:
         return np.append(p[:2], max(p[2] + dz + above, approach_z))
@@ -200,7 +194,7 @@ def pick(
             CLOSE,
             tol=0.02,
             yaw_tol=np.inf,
-            check=None if held is None else holding,
+            check=held,
             retry_from="approach",
         ),
     ]
