@@ -293,7 +293,9 @@ class Encoder:
     @torch.inference_mode()
     def _forward(self, x: torch.Tensor) -> np.ndarray:
         y = self.net(x.to(self.device, self.dtype))
-        return y.float().cpu().numpy().reshape(len(x), -1)
+        # a copy: a numpy view would keep the whole chunk-sized tensor storage alive, and the
+        # memory of a long video would grow by a chunk of activations per chunk
+        return y.float().cpu().numpy().reshape(len(x), -1).copy()
 
     def _embed_state(self, rows) -> np.ndarray:
         x = np.asarray(rows, dtype=np.float32)

@@ -194,6 +194,10 @@ def test_chunks_and_iterators_give_the_same_embeddings(demo):
     full = enc.embed(x)
     enc.chunk = 7
     np.testing.assert_allclose(enc.embed(iter(x)), full, rtol=1e-5, atol=1e-6)
+    # each chunk's result owns its few bytes: a view would pin the chunk's whole tensor
+    # storage until the video ends (the bound check in bench_backbones.py caught that)
+    part = enc._forward(enc.preprocess(x[:7]))
+    assert part.base is None and part.nbytes == 7 * enc.dim * 4
 
 
 # ---------------------------------------------------------------- offline backbones
