@@ -29,15 +29,20 @@ except ImportError:  # pragma: no cover
 class WindowDataset(_Base):
     """Windows ending at every step t of every episode.
 
-    Item keys: ``obs.<key>`` float32 (n_obs, d) for state keys, ``obs.<camera>`` uint8
-    (n_obs, h, w, 3); ``action`` float32 (horizon, A) starting at t, with ``action_is_pad``
-    marking steps past the episode end (those repeat the last action); for goal modes other
-    than "none", ``goal.<key>`` / ``goal.<camera>`` at ``goal_index``. Steps before the start
-    repeat the first observation, as Diffusion Policy does.
+    Item keys: ``obs.<key>`` float32 (n_obs, d) for state keys and embeddings, ``obs.<camera>``
+    uint8 (n_obs, h, w, 3); ``action`` float32 (horizon, A) starting at t, with
+    ``action_is_pad`` marking steps past the episode end (those repeat the last action); for
+    goal modes other than "none", ``goal.<key>`` / ``goal.<camera>`` at ``goal_index`` (an
+    embedding's row at the goal frame). Steps before the start repeat the first observation,
+    as Diffusion Policy does.
 
     Goal modes: ``final`` (the episode's last frame), ``future`` (a uniformly drawn later frame,
     hindsight relabelling), ``subgoal`` (per-step goal indices from ``goal_indices``, e.g. the
     first UVD subgoal at or after t), ``none``.
+
+    ``embeddings``: {key: per-episode (T, D) arrays}, one row per frame, e.g. a frozen
+    backbone's embeddings of a camera memory-mapped from the decomposer's cache (the caller
+    computes them: ``demos`` does not import the decomposer).
     """
 
     def __init__(
@@ -51,6 +56,7 @@ class WindowDataset(_Base):
         image_size: tuple[int, int] | None = None,
         goal: GoalMode = "future",
         goal_indices: Mapping[str, np.ndarray] | None = None,
+        embeddings: Mapping[str, Sequence[np.ndarray]] | None = None,
         check: bool = True,
         progress: bool = True,
     ):
@@ -82,6 +88,7 @@ class WindowDataset(_Base):
         self.frames = {
             cam: frame_cache(folder, cam, image_size, progress=progress) for cam in self.cameras
         }
+        self.embeddings = self._check_embeddings(dict(embeddings or {}))
         self.stats = load_stats(folder)
         n = int(self.ends[-1])
         # row -> (episode, first row, last row): one lookup per item instead of a search
@@ -105,6 +112,23 @@ class WindowDataset(_Base):
             rows[s:t_end] = s + idx
         return rows
 
+    def _check_embeddings(self, embeddings: dict[str, Sequence[np.ndarray]]) -> dict:
+        for key, arrays in embeddings.items():
+            if key in self.lowdim or key in self.frames:
+                raise ValueError(f"embedding key {key!r} is also a state key or camera")
+            if len(arrays) != len(self.episode_ids):
+                raise ValueError(
+                    f"embedding {key!r} has {len(arrays)} episodes, the folder {len(self.ends)}"
+                )
+            for e, (ep, a) in enumerate(zip(self.episode_ids, arrays, strict=True)):
+                steps = int(self.ends[e] - self.starts[e])
+                if a.ndim != 2 or len(a) != steps:
+                    raise DemoFolderError(
+                        f"embedding {key!r} has shape {a.shape}, the episode {steps} steps",
+                        f"episodes/{ep}",
+                    )
+        return embeddings
+
     def __len__(self) -> int:
         return self._len
 
@@ -125,6 +149,8 @@ class WindowDataset(_Base):
         local = obs_rows - first
         for cam in self.cameras:
             item[f"obs.{cam}"] = self.frames[cam][e][local]
+        for key, arrays in self.embeddings.items():
+            item[f"obs.{key}"] = arrays[e][local]
         item["action"] = self.lowdim["action"][act_rows]
         item["action_is_pad"] = pad
 
@@ -140,4 +166,6 @@ class WindowDataset(_Base):
                 item[f"goal.{key}"] = np.array(self.lowdim[key][g])
             for cam in self.cameras:
                 item[f"goal.{cam}"] = np.array(self.frames[cam][e][g - first])
+            for key, arrays in self.embeddings.items():
+                item[f"goal.{key}"] = np.array(arrays[e][g - first])
         return item

@@ -21,7 +21,7 @@ class Batches(torch.utils.data.Dataset):
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.per_epoch = len(dataset) // batch_size
         self._perm: tuple[int, torch.Tensor] | None = None
-        keys = [*cfg.state, *cfg.cameras]
+        keys = [*cfg.state, *cfg.cameras, *cfg.embeddings]
         self.keys = [f"obs.{k}" for k in keys] + ["action", "action_is_pad"]
         if cfg.uses_goal:
             self.keys += [f"goal.{k}" for k in keys]
@@ -41,12 +41,13 @@ class Batches(torch.utils.data.Dataset):
 
 
 def prepare(batch: dict[str, torch.Tensor], cfg: PolicyConfig, norm: Normalizers, device):
-    """(obs, goal, action, pad) on ``device``: state and actions normalised, images left uint8."""
+    """(obs, goal, action, pad) on ``device``: state and actions normalised, images left uint8,
+    embeddings as they are (the encoder's LayerNorm scales them)."""
     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     obs = {k: norm.normalize(k, batch[f"obs.{k}"]) for k in cfg.state}
-    obs.update({c: batch[f"obs.{c}"] for c in cfg.cameras})
+    obs.update({c: batch[f"obs.{c}"] for c in [*cfg.cameras, *cfg.embeddings]})
     goal = None
     if cfg.uses_goal:
         goal = {k: norm.normalize(k, batch[f"goal.{k}"]) for k in cfg.state}
-        goal.update({c: batch[f"goal.{c}"] for c in cfg.cameras})
+        goal.update({c: batch[f"goal.{c}"] for c in [*cfg.cameras, *cfg.embeddings]})
     return obs, goal, norm.normalize("action", batch["action"]), batch["action_is_pad"]

@@ -30,8 +30,11 @@ class PolicyConfig:
     state: dict[str, int] = field(default_factory=dict)  # proprio key -> dim
     cameras: dict[str, list[int]] = field(default_factory=dict)  # name -> [h, w] seen (pre-crop)
     embeddings: dict[str, int] = field(default_factory=dict)  # precomputed feature key -> dim
+    # where the embeddings come from: {name, cameras: {cam: {weights_hash, weights, size}}};
+    # camera cam gives the key "<cam>_emb" (policies.embeddings); None: supplied by the caller
+    backbone: dict[str, Any] | None = None
     goal: str = "future"  # goals in training: final, future (hindsight), uvd (subgoals), none
-    goal_keys: list[str] | None = None  # None: the observation's state keys and cameras
+    goal_keys: list[str] | None = None  # None: the observation's state keys, cameras, embeddings
     n_obs: int = 2
     horizon: int = 16
     # network
@@ -76,9 +79,20 @@ class PolicyConfig:
             problems.append(f"goal_dropout_mode={self.goal_dropout_mode!r}: use sample or element")
         if not 0 < self.sigma_min < self.sigma_max:
             problems.append(f"need 0 < sigma_min < sigma_max ({self.sigma_min}, {self.sigma_max})")
-        unknown = set(self.goal_keys or ()) - set(self.state) - set(self.cameras)
+        unknown = set(self.goal_keys or ()) - {*self.state, *self.cameras, *self.embeddings}
         if unknown:
-            problems.append(f"goal_keys {sorted(unknown)} are not state keys or cameras")
+            problems.append(
+                f"goal_keys {sorted(unknown)} are not state keys, cameras or embeddings"
+            )
+        if self.backbone is not None:
+            cams = self.backbone.get("cameras") if isinstance(self.backbone, dict) else None
+            if not isinstance(cams, dict) or "name" not in self.backbone:
+                problems.append(f"backbone={self.backbone!r}: needs name and cameras")
+            else:
+                keys = [c + "_emb" for c in cams]  # policies.embeddings.embedding_key
+                absent = [k for k in keys if k not in self.embeddings]
+                if absent:
+                    problems.append(f"backbone cameras give {absent}, not in embeddings")
         if problems:
             raise ValueError("policy config: " + "; ".join(problems))
 
@@ -90,7 +104,9 @@ class PolicyConfig:
     def resolved_goal_keys(self) -> list[str]:
         if not self.uses_goal:
             return []
-        return list(self.goal_keys) if self.goal_keys is not None else [*self.state, *self.cameras]
+        if self.goal_keys is not None:
+            return list(self.goal_keys)
+        return [*self.state, *self.cameras, *self.embeddings]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -27,7 +27,7 @@ def _encoder(cfg: PolicyConfig, keys: list[str] | None = None) -> ObservationEnc
     return ObservationEncoder(
         {k: d for k, d in cfg.state.items() if keep(k)},
         [c for c in cfg.cameras if keep(c)],
-        cfg.embeddings if keys is None else {},
+        {k: d for k, d in cfg.embeddings.items() if keep(k)},
         d_state=cfg.d_state,
         d_camera=cfg.d_camera,
         d_embedding=cfg.d_embedding,
@@ -45,7 +45,7 @@ class BesoModel(nn.Module):
         self.obs_encoder = _encoder(cfg)
         goal_keys = cfg.resolved_goal_keys
         # goals with the observation's keys share its encoder (one ResNet per camera, not two)
-        self.share_goal_encoder = goal_keys == [*cfg.state, *cfg.cameras] and not cfg.embeddings
+        self.share_goal_encoder = goal_keys == [*cfg.state, *cfg.cameras, *cfg.embeddings]
         self.goal_encoder = None
         if cfg.uses_goal and not self.share_goal_encoder:
             self.goal_encoder = _encoder(cfg, goal_keys)

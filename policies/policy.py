@@ -5,6 +5,10 @@ control step returns one action. It keeps the last ``n_obs`` observations and pl
 ``horizon`` actions when its queue is empty, executing ``n_action_steps`` of them (1 = BESO's
 re-planning every step), or blends overlapping chunks (``temporal_ensemble``, ACT's scheme).
 Each step's observation is encoded once, however many plans it takes part in.
+
+A policy trained on a decomposer backbone's embeddings (``PolicyConfig.backbone``) takes either
+the embedding itself (``obs["<camera>_emb"]``, (D,) float) or the raw frame (``obs["<camera>"]``,
+uint8 (H, W, 3)), which it embeds with the recorded backbone (loaded on first use); goals alike.
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .checkpoint import EMA, MODEL, load_config, load_stats, load_weights, resolve
+from .checkpoint import EMA, MODEL, CheckpointError, load_config, load_stats, load_weights, resolve
 from .config import INFERENCE_FIELDS, PolicyConfig
+from .embeddings import embedding_key
 from .model import BesoModel
 from .normalize import Normalizers
 from .samplers import get_sampler
@@ -50,6 +56,8 @@ class Policy:
         stats: Mapping[str, Mapping[str, list[float]]],
         *,
         device: str | torch.device = "cpu",
+        backbone_dir: str | os.PathLike | None = None,
+        backbone_weights: str | os.PathLike | None = None,
     ):
         self.model = model.eval().to(device)
         for enc in (model.obs_encoder, model.goal_encoder):
@@ -66,9 +74,16 @@ class Policy:
             "goal": (
                 {k: d for k, d in cfg.state.items() if k in cfg.resolved_goal_keys},
                 [c for c in cfg.cameras if c in cfg.resolved_goal_keys],
-                {},
+                {k: d for k, d in cfg.embeddings.items() if k in cfg.resolved_goal_keys},
             ),
         }
+        # embedding key -> camera whose raw frames the recorded backbone can embed
+        cams = (cfg.backbone or {}).get("cameras", {})
+        self._embedded = {embedding_key(c): c for c in cams}
+        self._backbone_dir = None if backbone_dir is None else Path(backbone_dir)
+        self._backbone_weights = backbone_weights
+        self._embedders: dict[str, Any] = {}
+        self._frame_memo: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.settings: dict[str, Any] = {f: getattr(cfg, f) for f in INFERENCE_FIELDS}
         self.generator: torch.Generator | None = None
         self.configure()
@@ -81,11 +96,15 @@ class Policy:
         *,
         weights: str = "ema",
         device: str | torch.device = "cpu",
+        backbone_weights: str | os.PathLike | None = None,
         **settings: Any,
     ) -> Policy:
         """Load a checkpoint folder (or a run folder: its newest checkpoint); never unpickles.
 
         ``weights``: "ema" (the averaged weights, for evaluation) or "model" (the raw ones).
+        ``backbone_weights``: for a policy on a pretrained backbone's embeddings, its weights
+        file (else the backbone cache); checked against the recorded hash. Backbones fitted on
+        the demo folder are loaded from the checkpoint's own safetensors file.
         ``settings``: inference overrides (sampler, steps, schedule, guidance, ...).
         """
         if weights not in ("ema", "model"):
@@ -95,7 +114,14 @@ class Policy:
         stats = load_stats(ckpt, ["action", *cfg.state])
         model = BesoModel(cfg)
         load_weights(model, ckpt / (EMA if weights == "ema" else MODEL))
-        policy = cls(model, stats, device=device)
+        for cam, entry in ((cfg.backbone or {}).get("cameras") or {}).items():
+            if entry.get("weights") and not (ckpt / entry["weights"]).is_file():
+                raise CheckpointError(
+                    f"{ckpt / entry['weights']}: missing file (backbone of {cam!r})"
+                )
+        policy = cls(
+            model, stats, device=device, backbone_dir=ckpt, backbone_weights=backbone_weights
+        )
         policy.configure(**settings)
         return policy
 
@@ -227,9 +253,17 @@ class Policy:
 
         def get(key):
             v = values.get(key, values.get(prefix + key))
+            if v is None and key in self._embedded:
+                cam = self._embedded[key]
+                frame = values.get(cam, values.get(prefix + cam))
+                if frame is not None:
+                    return self._embed(key, frame, what)
             if v is None:
                 need = [*state, *cameras, *embeddings]
-                raise PolicyInputError(f"{what} is missing {key!r} (the checkpoint needs {need})")
+                raw = f" or the raw frame {self._embedded[key]!r}" if key in self._embedded else ""
+                raise PolicyInputError(
+                    f"{what} is missing {key!r}{raw} (the checkpoint needs {need})"
+                )
             return v
 
         for key, dims in ({**state, **embeddings}).items():
@@ -251,3 +285,34 @@ class Policy:
                 )
             out[cam] = a
         return out
+
+    def _embed(self, key: str, frame: Any, what: str) -> np.ndarray:
+        """A raw camera frame through the recorded backbone; the last frame per key is memoised
+        (a goal image is passed every step but embedded once)."""
+        cam = self._embedded[key]
+        a = np.asarray(frame)
+        if a.ndim != 3 or a.shape[-1] != 3 or a.dtype != np.uint8:
+            raise PolicyInputError(
+                f"{what} {cam!r} is {a.dtype} {a.shape}: the backbone embeds uint8 (H, W, 3) RGB"
+            )
+        memo = self._frame_memo.get(f"{what}.{key}")
+        if memo is not None and np.array_equal(memo[0], a):
+            return memo[1]
+        if cam not in self._embedders:
+            from .embeddings import load_embedder
+
+            if self._backbone_dir is None:
+                raise PolicyInputError(
+                    f"{what} {key!r}: pass the embedding; this policy was not loaded with "
+                    f"from_pretrained, so it has no backbone to embed {cam!r} frames"
+                )
+            self._embedders[cam] = load_embedder(
+                self._backbone_dir,
+                self.config.backbone,
+                cam,
+                weights=self._backbone_weights,
+                device=self.device,
+            )
+        emb = self._embedders[cam].embed(a[None])[0]
+        self._frame_memo[f"{what}.{key}"] = (a.copy(), emb)
+        return emb

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -88,6 +89,9 @@ def train(
     state_keys: Sequence[str] | None = None,
     cameras: Sequence[str] = (),
     image_size: Sequence[int] | None = None,
+    embeddings: Sequence[str] = (),
+    backbone: str | None = None,
+    backbone_weights: str | os.PathLike | None = None,
     steps: int = 10_000,
     batch_size: int = 256,
     lr: float = 1e-4,
@@ -111,7 +115,11 @@ def train(
     ``policy``: ``PolicyConfig`` fields (network, sizes, noise, inference defaults);
     ``sigma_data: auto`` sets it to the std of the normalised actions. ``goal``: final, future
     (hindsight), uvd (each episode's ``subgoals.json``) or none. ``state_keys`` (None: all) and
-    ``cameras`` pick the inputs. The folder is validated before the model is built, so a broken
+    ``cameras`` pick the inputs. ``embeddings``: cameras seen through the frozen decomposer
+    ``backbone`` (``decomposer.backbones.BACKBONES``; ``backbone_weights`` a file, else the cache,
+    or for pixels / vip_local a fit on this folder), input key ``<camera>_emb`` (its goal: the
+    embedding at the goal frame), read memory-mapped from the decomposer's embedding cache.
+    The folder is validated before the model is built, so a broken
     folder stops the run before its first step. ``resume=True`` continues from the newest
     checkpoint in ``out_dir`` with the same arguments.
     """
@@ -122,6 +130,9 @@ def train(
         "state_keys": None if state_keys is None else list(state_keys),
         "cameras": list(cameras),
         "image_size": None if image_size is None else list(image_size),
+        "embeddings": list(embeddings),
+        "backbone": backbone,
+        "backbone_weights": None if backbone_weights is None else str(backbone_weights),
         "steps": steps,
         "batch_size": batch_size,
         "lr": lr,
@@ -144,7 +155,25 @@ def train(
     torch.manual_seed(seed)
     folder = DemoFolder(data)
     cfg, sigma_auto = _policy_config(folder, policy or {}, goal, state_keys, cameras, image_size)
-    dataset = _windows(folder, cfg, image_size, progress)  # validates the folder
+    if bool(embeddings) != (backbone is not None):
+        raise ValueError(
+            f"embeddings={list(embeddings)} and backbone={backbone!r}: give both (cameras and the "
+            "decomposer backbone that embeds them) or neither"
+        )
+    emb_arrays: dict[str, list[np.ndarray]] = {}
+    backbone_files: dict[str, Path] = {}
+    if embeddings:
+        from demos.cache import validate_once
+
+        from .embeddings import folder_embeddings
+
+        validate_once(folder)  # a broken folder is named before anything is fitted or embedded
+        record, emb_arrays, backbone_files = folder_embeddings(
+            folder, embeddings, backbone, weights=backbone_weights, device=device, progress=progress
+        )
+        dims = {k: int(a[0].shape[1]) for k, a in emb_arrays.items()}
+        cfg = cfg.replace(embeddings=dims, backbone=record)
+    dataset = _windows(folder, cfg, image_size, progress, emb_arrays)  # validates the folder
     if len(dataset) < batch_size:
         raise ValueError(f"{data}: {len(dataset)} windows, fewer than batch_size={batch_size}")
     stats = {k: dataset.stats[k] for k in ["action", *cfg.state]}
@@ -181,7 +210,9 @@ def train(
 
     def save(step: int) -> Path:
         path = publish(
-            lambda tmp: _write_checkpoint(tmp, step, model, ema, opt, sched, cfg, stats, args),
+            lambda tmp: _write_checkpoint(
+                tmp, step, model, ema, opt, sched, cfg, stats, args, backbone_files
+            ),
             ckpt_root,
             step,
         )
@@ -248,7 +279,7 @@ def _policy_config(folder, policy, goal, state_keys, cameras, image_size):
     sigma_auto = policy.get("sigma_data") == "auto"
     if sigma_auto:
         policy.pop("sigma_data")
-    for derived in ("action_dim", "state", "cameras", "goal"):
+    for derived in ("action_dim", "state", "cameras", "goal", "embeddings", "backbone"):
         if derived in policy:
             raise ValueError(f"policy.{derived} comes from the data and the goal argument")
     size = lambda c: list(image_size) if image_size else list(info.cameras[c])  # noqa: E731
@@ -262,7 +293,7 @@ def _policy_config(folder, policy, goal, state_keys, cameras, image_size):
     return cfg, sigma_auto
 
 
-def _windows(folder: DemoFolder, cfg: PolicyConfig, image_size, progress: bool):
+def _windows(folder: DemoFolder, cfg: PolicyConfig, image_size, progress: bool, embeddings=None):
     from demos.cache import validate_once
     from demos.windows import WindowDataset
 
@@ -277,6 +308,7 @@ def _windows(folder: DemoFolder, cfg: PolicyConfig, image_size, progress: bool):
         image_size=None if image_size is None else tuple(image_size),
         goal=mode,
         goal_indices=uvd_goal_indices(folder) if cfg.goal == "uvd" else None,
+        embeddings=embeddings,
         check=False,
         progress=progress,
     )
@@ -293,8 +325,10 @@ def _warmup_cosine(warmup: int, total: int, floor: float) -> Callable[[int], flo
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def _write_checkpoint(tmp: Path, step, model, ema, opt, sched, cfg, stats, args) -> None:
+def _write_checkpoint(tmp: Path, step, model, ema, opt, sched, cfg, stats, args, files) -> None:
     write_pretrained(tmp, model.state_dict(), ema.state_dict(), cfg, stats, args)
+    for name, src in files.items():  # fitted backbone weights: the checkpoint stands alone
+        shutil.copyfile(src, tmp / name)
     st = tmp / STATE
     st.mkdir()
     tensors, doc = optimizer_to_files(opt.state_dict())

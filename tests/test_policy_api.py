@@ -227,5 +227,5 @@ def test_goal_with_fewer_keys_has_its_own_encoder():
     assert policy.act(OBS, goal={"eef_pos": [0.1, 0.2, 0.3]}).shape == (4,)
     with pytest.raises(PolicyInputError, match=r"goal is missing 'eef_pos'"):
         policy.act(OBS, goal={"joint_pos": np.zeros(7)})
-    with pytest.raises(ValueError, match=r"goal_keys \['wrist'\] are not state keys or cameras"):
+    with pytest.raises(ValueError, match=r"goal_keys \['wrist'\] are not state keys, cameras"):
         PolicyConfig(action_dim=4, state=state, goal_keys=["wrist"])

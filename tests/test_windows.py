@@ -6,6 +6,7 @@ import torch
 from conftest import make_episode
 
 from demos.cache import frame_cache, lowdim_cache
+from demos.errors import DemoFolderError
 from demos.stats import Normalizer, load_stats
 from demos.windows import WindowDataset
 
@@ -28,6 +29,24 @@ def test_window_contents_and_padding(folder):
     frames = folder.read_frames(1, "front")
     np.testing.assert_array_equal(item["obs.front"], frames[21:24])
     np.testing.assert_array_equal(item["goal.front"], frames[24])
+
+
+def test_embedding_history_and_goal_rows(folder, tmp_path):
+    # per-episode (T, D) arrays, memory-mapped like the decomposer's cache; row t = (t, seed)
+    arrays = []
+    for i, T in enumerate((20, 25, 30)):
+        np.save(tmp_path / f"{i}.npy", np.column_stack([np.arange(T), np.full(T, i)]).astype("f4"))
+        arrays.append(np.load(tmp_path / f"{i}.npy", mmap_mode="r"))
+    ds = WindowDataset(
+        folder, n_obs=3, goal="final", embeddings={"front_emb": arrays}, progress=False
+    )
+    item = ds[20 + 1]  # episode 1, t = 1
+    np.testing.assert_array_equal(item["obs.front_emb"], [[0, 1], [0, 1], [1, 1]])
+    np.testing.assert_array_equal(item["goal.front_emb"], [24, 1])
+    assert item["obs.front_emb"].dtype == np.float32
+    with pytest.raises(DemoFolderError, match="episodes/000001") as e:
+        WindowDataset(folder, embeddings={"front_emb": [arrays[0]] * 3}, progress=False)
+    assert "front_emb" in str(e.value)
 
 
 def test_future_goals_lie_ahead_and_vary(folder):
