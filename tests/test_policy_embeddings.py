@@ -8,8 +8,9 @@ import pytest
 import torch
 import yaml
 from hydra import compose, initialize_config_module
+from safetensors.torch import load_file
 
-from decomposer.backbones import embeddings_dir, episode_embeddings, load_backbone
+from decomposer.backbones import embeddings_dir, episode_embeddings, fit_backbone, load_backbone
 from decomposer.errors import DecomposerError
 from demos.errors import DemoFolderError
 from demos.synthetic import make_folder
@@ -122,6 +123,36 @@ def test_checkpoint_stands_alone(demo, run, tmp_path):
             Policy.from_pretrained(ckpt)
     finally:  # the next tests want the fit back (same files, same parameters: same hash)
         folder_embeddings(demo, ["agentview"], "pixels", progress=False)
+
+
+def test_other_backbone_weights_are_refused_by_hash(demo, run, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(run.checkpoint, ckpt)
+    other = fit_backbone("pixels", demo, "agentview", components=4)  # a different fit
+    shutil.copyfile(other, ckpt / "backbone-agentview.safetensors")
+    policy = Policy.from_pretrained(ckpt)
+    frame = np.zeros((32, 32, 3), np.uint8)
+    obs = {"joint_pos": np.zeros(7), "eef_pos": np.zeros(3), "agentview": frame}
+    with pytest.raises(CheckpointError, match="backbone-agentview.safetensors.*weights hash"):
+        policy.act(obs, obs)
+
+
+def test_resume_with_embeddings(demo, tmp_path):
+    args = {**ARGS, "steps": 6, "checkpoint_every": 3}
+    kw = dict(embeddings=["agentview"], backbone="pixels")
+    full = train(demo.root, tmp_path / "full", **kw, **args)
+
+    def kill(step, path):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(demo.root, tmp_path / "cut", **kw, **args, on_checkpoint=kill)
+    resumed = train(demo.root, tmp_path / "cut", **kw, **args, resume=True)
+    a = load_file(full.checkpoint / "ema.safetensors")
+    b = load_file(resumed.checkpoint / "ema.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
 
 
 def test_missing_camera_and_bad_frames_are_named(run):
