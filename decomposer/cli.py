@@ -38,17 +38,9 @@ def run(cfg: Any) -> int:
 
 
 def main() -> None:
-    import hydra
+    from demos.hydra_app import hydra_main
 
-    status = 0
-
-    @hydra.main(config_path="pkg://configs", config_name="decompose", version_base="1.3")
-    def app(cfg) -> None:
-        nonlocal status
-        status = run(cfg)
-
-    app()
-    sys.exit(status)
+    hydra_main("decompose", run)
 
 
 if __name__ == "__main__":

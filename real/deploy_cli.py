@@ -55,20 +55,12 @@ def run(cfg) -> int:
 
 
 def main() -> None:
-    import hydra
+    from demos.hydra_app import hydra_main
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     # --dry-run as a flag, next to hydra's key=value overrides
     sys.argv = [("dry_run=true" if a == "--dry-run" else a) for a in sys.argv]
-    status = 0
-
-    @hydra.main(config_path="pkg://configs", config_name="deploy", version_base="1.3")
-    def app(cfg) -> None:
-        nonlocal status
-        status = run(cfg)
-
-    app()
-    sys.exit(status)
+    hydra_main("deploy", run)
 
 
 if __name__ == "__main__":

@@ -57,18 +57,10 @@ def run(cfg) -> int:
 
 
 def main() -> None:
-    import hydra
+    from demos.hydra_app import hydra_main
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    status = 0
-
-    @hydra.main(config_path="pkg://configs", config_name="record", version_base="1.3")
-    def app(cfg) -> None:
-        nonlocal status
-        status = run(cfg)
-
-    app()
-    sys.exit(status)
+    hydra_main("record", run)
 
 
 if __name__ == "__main__":
