@@ -46,17 +46,9 @@ def run(cfg) -> int:
 
 
 def main() -> None:
-    import hydra
+    from demos.hydra_app import hydra_main
 
-    status = 0
-
-    @hydra.main(config_path="pkg://configs", config_name="collect", version_base="1.3")
-    def app(cfg) -> None:
-        nonlocal status
-        status = run(cfg)
-
-    app()
-    sys.exit(status)
+    hydra_main("collect", run)
 
 
 if __name__ == "__main__":

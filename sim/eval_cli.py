@@ -65,17 +65,9 @@ def run(cfg) -> int:
 
 
 def main() -> None:
-    import hydra
+    from demos.hydra_app import hydra_main
 
-    status = 0
-
-    @hydra.main(config_path="pkg://configs", config_name="eval", version_base="1.3")
-    def app(cfg) -> None:
-        nonlocal status
-        status = run(cfg)
-
-    app()
-    sys.exit(status)
+    hydra_main("eval", run)
 
 
 if __name__ == "__main__":
