@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,12 +293,12 @@ def quick_settings(base: DemoSettings) -> DemoSettings:
     )  # fmt: skip
 
 
-def settings_from(cfg: Any, fields: Sequence[str] | None = None) -> DemoSettings:
-    """``DemoSettings`` from a mapping (a hydra config), ignoring keys that are not settings."""
-    from dataclasses import fields as dc_fields
+def settings_from(cfg: Mapping[str, Any]) -> DemoSettings:
+    """``DemoSettings`` from a mapping (a resolved hydra config); keys that are not settings
+    (out_dir, cache_dir, quick, progress) are left for the caller."""
+    from dataclasses import fields
 
-    names = {f.name for f in dc_fields(DemoSettings)} if fields is None else set(fields)
-    kw = {k: cfg[k] for k in names if k in cfg}
+    kw = {f.name: cfg[f.name] for f in fields(DemoSettings) if f.name in cfg}
     for k in ("image_size", "goals"):
         if k in kw:
             kw[k] = tuple(kw[k])
