@@ -233,7 +233,7 @@ def _prepare(
     overrides = {k: v for k, v in (("sampler", sampler), ("steps", steps)) if v is not None}
     policy = _load_policy(ckpt, overrides)  # the weights, stats and settings load here too
     goal_keys = cfg.resolved_goal_keys
-    goal_cameras = [k for k in goal_keys if k in cfg.cameras]
+    goal_cameras = [k for k in goal_keys if k in cfg.cameras or k in cfg.embeddings]
     if cfg.goal == "uvd" and goal_cameras:
         raise SimError(
             f"{ckpt}: goal=uvd with camera goals {goal_cameras} needs a visual backbone to "
@@ -247,7 +247,8 @@ def _prepare(
         goal=cfg.goal,
         goal_keys=goal_keys,
         goal_stats=load_stats(ckpt, [k for k in goal_keys if k in cfg.state]),
-        cameras=list(cfg.cameras),
+        cameras=list(_policy_cameras(cfg)),
+        embedded=_embedded_cameras(cfg),
         image_size=image_size,
         goal_source=goal_source,
         orders=orders,
@@ -272,7 +273,7 @@ def _check_observations(cfg, env_name: str, ckpt: Path, video_camera: str | None
     with make_env(env_name) as env:
         state = dict(env.spec.state)
         cameras = list(env.raw.sim.model.camera_names)
-        probe = next(iter(cfg.cameras), video_camera)
+        probe = next(iter(_policy_cameras(cfg)), video_camera)
         if probe in cameras:  # frames are needed: a renderer that cannot start fails here,
             env.render(probe, (8, 8))  # once, naming MUJOCO_GL, not in every worker
     problems = [f"{k} (a {d}-vector)" for k, d in cfg.state.items() if k not in state]
@@ -282,7 +283,13 @@ def _check_observations(cfg, env_name: str, ckpt: Path, video_camera: str | None
         if k in state and state[k] != d
     ]
     problems += [f"camera {c}" for c in cfg.cameras if c not in cameras]
-    problems += [f"precomputed embedding {k}" for k in cfg.embeddings]
+    embedded = _embedded_cameras(cfg)
+    problems += [
+        f"embedding {k} (the checkpoint records no backbone camera for it)"
+        for k in cfg.embeddings
+        if k not in embedded
+    ]
+    problems += [f"camera {c} (for {k})" for k, c in embedded.items() if c not in cameras]
     if problems:
         raise SimError(
             f"{ckpt} needs observations env {env_name} cannot provide: {'; '.join(problems)}. "
@@ -291,10 +298,29 @@ def _check_observations(cfg, env_name: str, ckpt: Path, video_camera: str | None
         )
     if video_camera is not None and video_camera not in cameras:
         raise SimError(f"env {env_name} has no camera {video_camera!r}; cameras: {cameras}")
-    sizes = {tuple(hw) for hw in cfg.cameras.values()}
+    sizes = {tuple(hw) for hw in _policy_cameras(cfg).values()}
     if len(sizes) > 1:
-        raise SimError(f"{ckpt}: cameras of different sizes {cfg.cameras} are not supported")
+        raise SimError(
+            f"{ckpt}: cameras of different sizes {_policy_cameras(cfg)} are not supported"
+        )
     return list(sizes.pop()) if sizes else [84, 84]
+
+
+def _embedded_cameras(cfg) -> dict[str, str]:
+    """Embedding key -> the camera whose frames the policy's recorded backbone embeds."""
+    from policies.embeddings import embedding_key
+
+    cams = (cfg.backbone or {}).get("cameras") or {}
+    return {embedding_key(c): c for c in cams}
+
+
+def _policy_cameras(cfg) -> dict[str, list[int]]:
+    """Every camera the env renders for the policy, with its [h, w]: the cameras it encodes
+    itself and those its frozen backbone embeds (the policy embeds the raw frames)."""
+    cams = {c: list(hw) for c, hw in cfg.cameras.items()}
+    for c, entry in ((cfg.backbone or {}).get("cameras") or {}).items():
+        cams.setdefault(c, list(entry.get("size") or [84, 84]))
+    return cams
 
 
 def _load_policy(ckpt: Path, overrides: Mapping[str, Any]):
@@ -316,7 +342,8 @@ def _check_goal_folder(path: str, goal_keys: Sequence[str], cfg) -> None:
     except (DemoFolderError, OSError) as e:
         raise SimError(f"goal_source={path!r} is not 'expert' or a demo folder: {e}") from None
     have = {**info.state, **{c: list(hw) for c, hw in info.cameras.items()}}
-    missing = [k for k in goal_keys if k not in have]
+    embedded = _embedded_cameras(cfg)  # an embedding goal comes from its camera's frames
+    missing = [embedded.get(k, k) for k in goal_keys if embedded.get(k, k) not in have]
     if missing or not len(folder):
         raise SimError(
             f"goal demo folder {path} lacks the goal keys {missing} or has no episodes"
@@ -559,6 +586,8 @@ class _Runner:
             demo = {**ep.state, **ep.frames}
             info = {"source": f"{job['goal_source']}:{ep_id}", "length": ep.length,
                     "success": ep.success}  # fmt: skip
+        # an embedding goal key is given as its camera's raw frames: the policy embeds them
+        keys = [job["embedded"].get(k, k) for k in keys]
         demo = {k: np.asarray(demo[k]) for k in keys}
 
         def at(t: int) -> dict[str, np.ndarray]:
