@@ -28,6 +28,18 @@ def make_episode(T: int, seed: int = 0, cameras=("front",), size=(32, 48), task=
     )
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread: on a shared 2-core machine two threads can stall for 10x
+    longer. Modules that train or sample use it (``pytestmark``); the setting is restored."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def info():
     return DatasetInfo(

@@ -14,7 +14,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from demos import DemoFolder
@@ -34,13 +33,7 @@ KEYS = ["eef_pos", "eef_quat", "gripper_qpos", "object"]
 FAST = dict(videos=0, max_steps=20, progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads can stall for 10x longer."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ the policy embeds the raw frames itself, and the goal frame comes from the task 
 
 import numpy as np
 import pytest
-import torch
 
 from demos import DemoFolder
 from policies.train import train
@@ -16,9 +15,7 @@ TINY = {"network": "mlp", "network_kwargs": {"hidden": 32, "blocks": 1}, "d_stat
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def checkpoint(tmp_path_factory, one_torch_thread):
     root = tmp_path_factory.mktemp("emb")
     folder = DemoFolder.create(
         root / "lift", env_spec("lift", cameras=(CAM,), image_size=SIZE).dataset_info()
@@ -31,7 +28,6 @@ def checkpoint(tmp_path_factory):
         embeddings=[CAM], backbone="pixels", steps=4, batch_size=16, warmup_steps=1,
         checkpoint_every=4, progress=False,
     )  # fmt: skip
-    torch.set_num_threads(n)
     return run.checkpoint
 
 

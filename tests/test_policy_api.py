@@ -14,14 +14,7 @@ from policies import CheckpointError, Policy, PolicyInputError
 from policies.policy import ensemble
 from policies.train import train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads can stall for 10x longer."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 OBS = {"joint_pos": np.linspace(-0.5, 0.5, 7), "eef_pos": np.array([0.3, 0.6, 0.1])}

@@ -20,14 +20,7 @@ from policies.embeddings import embedding_key, folder_embeddings
 from policies.train import train
 from policies.train_cli import train_from_config
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads can stall for 10x longer."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = {"network": "mlp", "network_kwargs": {"hidden": 32, "blocks": 1}, "d_state": 8}

@@ -8,14 +8,7 @@ from policies.encoders import ObservationEncoder, crop_images
 from policies.networks import DiffusionGPT, ResidualMLP
 from policies.resnet import ResNet18, SpatialSoftmax
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads can stall for 10x longer."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _inputs(b=3, horizon=6, a=4, n_obs=2, d_obs=10, d_goal=5):

@@ -9,14 +9,7 @@ from policies.edm import Denoiser, sigma_data_from, sigma_density
 from policies.samplers import SAMPLERS, get_sampler, network_calls
 from policies.schedules import get_sigmas
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads can stall for 10x longer."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------------- schedules

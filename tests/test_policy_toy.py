@@ -11,14 +11,7 @@ from policies.config import PolicyConfig
 from policies.guidance import Guided, drop_goals
 from policies.model import BesoModel
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads can stall for 10x longer."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 MODE = torch.tensor([0.8, 0.6])  # modes at +MODE and -MODE, 2 apart: their mean is 0

@@ -15,14 +15,7 @@ from policies.checkpoint import CheckpointError
 from policies.goals import first_subgoal_at_or_after, uvd_goal_indices
 from policies.train import train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads can stall for 10x longer."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = {

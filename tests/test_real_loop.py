@@ -403,15 +403,12 @@ def test_subgoal_relay_follows_the_demo(tmp_path):
     assert seen == pytest.approx([1.2, 2.5, 3.9]) and planner.goals == sorted(planner.goals)
 
 
-def test_goal_conditioned_deploy_needs_a_demo(tmp_path, capsys):
-    import torch
-
+def test_goal_conditioned_deploy_needs_a_demo(tmp_path, capsys, one_torch_thread):
     from demos import DatasetInfo, DemoFolder, Episode  # noqa: F401
     from policies.train import train
     from real.deploy_cli import run
 
     folder, _ = demo_with_subgoals(tmp_path / "demo")
-    torch.set_num_threads(1)
     ckpt = train(
         folder.root,
         tmp_path / "run",
