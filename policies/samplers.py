@@ -24,9 +24,22 @@ def _randn(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
-def _churn(sigma: float, n: int, s_churn: float, s_tmin: float, s_tmax: float) -> float:
+def _churn(
+    x: torch.Tensor,
+    sigma: float,
+    n: int,
+    s_churn: float,
+    s_tmin: float,
+    s_tmax: float,
+    s_noise: float,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, float]:
+    """Karras' stochastic churn: raise the level to sigma_hat >= sigma with fresh noise."""
     gamma = min(s_churn / n, 2**0.5 - 1) if s_tmin <= sigma <= s_tmax else 0.0
-    return sigma * (gamma + 1)
+    sigma_hat = sigma * (gamma + 1)
+    if sigma_hat > sigma:
+        x = x + _randn(x, generator) * (s_noise * (sigma_hat**2 - sigma**2) ** 0.5)
+    return x, sigma_hat
 
 
 def ancestral_step(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple[float, float]:
@@ -52,9 +65,7 @@ def sample_euler(
     s = _levels(sigmas)
     n = len(s) - 1
     for i in range(n):
-        sigma = _churn(s[i], n, s_churn, s_tmin, s_tmax)
-        if sigma > s[i]:
-            x = x + _randn(x, generator) * (s_noise * (sigma**2 - s[i] ** 2) ** 0.5)
+        x, sigma = _churn(x, s[i], n, s_churn, s_tmin, s_tmax, s_noise, generator)
         d = (x - denoise(x, sigma)) / sigma
         x = x + d * (s[i + 1] - sigma)
     return x
@@ -75,9 +86,7 @@ def sample_heun(
     s = _levels(sigmas)
     n = len(s) - 1
     for i in range(n):
-        sigma = _churn(s[i], n, s_churn, s_tmin, s_tmax)
-        if sigma > s[i]:
-            x = x + _randn(x, generator) * (s_noise * (sigma**2 - s[i] ** 2) ** 0.5)
+        x, sigma = _churn(x, s[i], n, s_churn, s_tmin, s_tmax, s_noise, generator)
         d = (x - denoise(x, sigma)) / sigma
         dt = s[i + 1] - sigma
         if s[i + 1] == 0:
