@@ -38,7 +38,7 @@ class DemoSettings:
     train_steps: int = 3000
     batch_size: int = 256
     lr: float = 3e-4
-    train_threads: int = 1  # torch threads; a small MLP trains fastest on one (measured)
+    train_threads: int = 1  # one never stalls on a busy machine (BENCHMARKS.md: pipeline)
     eval_episodes: int = 20
     eval_seed: int = 1000  # evaluation seeds never overlap the demos' seeds
     videos: int = 2
