@@ -15,7 +15,12 @@ from real.loop import LoopConfig
 from real.robot import EStopped, Robot, RobotError
 from real.rosbridge import decode_image, rosauth_mac, stamp_of, type_name
 
-pytestmark = pytest.mark.skipif(not have_ros(), reason="ROS 1 (python3-rospy, rosmaster) missing")
+pytestmark = [
+    pytest.mark.skipif(not have_ros(), reason="ROS 1 (python3-rospy, rosmaster) missing"),
+    # in-process deploys infer on one thread, as uvdiff-deploy does by default (threads: 1),
+    # so the loop does not fight the bridge and arm processes for the two cores
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 @pytest.fixture
