@@ -15,10 +15,21 @@ class Batches(torch.utils.data.Dataset):
     """Batch ``s``: windows of a per-epoch permutation, goals drawn with a per-step seed.
 
     A pure function of (seed, s), in any process: resuming at step s gives the same batches.
+    ``shard=(rank, world)``: this process's rows of every global batch (multi-process training).
     """
 
-    def __init__(self, dataset, batch_size: int, seed: int, cfg: PolicyConfig):
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        seed: int,
+        cfg: PolicyConfig,
+        shard: tuple[int, int] = (0, 1),
+    ):
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+        self.rank, self.world = shard
+        if not 0 <= self.rank < self.world <= batch_size:
+            raise ValueError(f"shard {shard} of a batch of {batch_size}")
         self.per_epoch = len(dataset) // batch_size
         self._perm: tuple[int, torch.Tensor] | None = None
         keys = [*cfg.state, *cfg.cameras, *cfg.embeddings]
@@ -34,8 +45,10 @@ class Batches(torch.utils.data.Dataset):
         if self._perm is None or self._perm[0] != epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm = (epoch, torch.randperm(len(self.dataset), generator=g))
-        rows = self._perm[1][j * self.batch_size : (j + 1) * self.batch_size].tolist()
-        random.seed(self.seed * 1_000_003 + s)  # WindowDataset draws future goals from `random`
+        rows = self._perm[1][j * self.batch_size : (j + 1) * self.batch_size]
+        rows = rows[self.rank :: self.world].tolist()
+        # WindowDataset draws future goals from `random`
+        random.seed((self.seed * 1_000_003 + s) * self.world + self.rank)
         items = [self.dataset[r] for r in rows]
         return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in self.keys}
 

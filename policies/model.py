@@ -102,6 +102,16 @@ class BesoModel(nn.Module):
         cond = (obs_emb,) if goal_emb is None else (obs_emb, goal_emb)
         return self.denoiser.loss(action, sigma, *cond, weighting=cfg.weighting, mask=mask).mean()
 
+    def forward(
+        self,
+        obs: Tensors,
+        goal: Tensors | None,
+        action: torch.Tensor,
+        pad: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The training loss: a forward call, so that a DDP wrapper syncs the gradients."""
+        return self.loss(obs, goal, action, pad)
+
     def sigmas(
         self,
         steps: int | None = None,

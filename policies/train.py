@@ -3,7 +3,8 @@
 AdamW, linear warm-up then cosine decay, gradient clipping, an EMA of the weights, metrics as JSON
 lines plus a loss plot, and checkpoints that resume exactly: batch ``s`` is a pure function of
 (seed, s), and the torch generator state is saved with the optimizer and scheduler.
-Multi-GPU (``accelerate launch``) is not wired in yet: this runs one process on one device.
+Under ``accelerate launch`` (several GPUs, or ``--cpu`` processes) the same loop runs in every
+process on its shard of each global batch (``policies.distributed``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from .checkpoint import (
     write_pretrained,
 )
 from .config import PolicyConfig
+from .distributed import processes
 from .edm import sigma_data_from
 from .ema import EMA as WeightAverage
 from .goals import uvd_goal_indices
@@ -153,6 +156,8 @@ def train(
         raise CheckpointError(f"resume=True but {ckpt_root} holds no checkpoint")
 
     torch.manual_seed(seed)
+    procs = processes(device)
+    device = procs.device
     folder = DemoFolder(data)
     cfg, sigma_auto = _policy_config(folder, policy or {}, goal, state_keys, cameras, image_size)
     if bool(embeddings) != (backbone is not None):
@@ -168,12 +173,19 @@ def train(
         from .embeddings import folder_embeddings
 
         validate_once(folder)  # a broken folder is named before anything is fitted or embedded
-        record, emb_arrays, backbone_files = folder_embeddings(
-            folder, embeddings, backbone, weights=backbone_weights, device=device, progress=progress
-        )
+        with _main_first(procs):  # the main process fits and caches; the others read the cache
+            record, emb_arrays, backbone_files = folder_embeddings(
+                folder,
+                embeddings,
+                backbone,
+                weights=backbone_weights,
+                device=device,
+                progress=progress and procs.is_main,
+            )
         dims = {k: int(a[0].shape[1]) for k, a in emb_arrays.items()}
         cfg = cfg.replace(embeddings=dims, backbone=record)
-    dataset = _windows(folder, cfg, image_size, progress, emb_arrays)  # validates the folder
+    with _main_first(procs):
+        dataset = _windows(folder, cfg, image_size, progress and procs.is_main, emb_arrays)
     if len(dataset) < batch_size:
         raise ValueError(f"{data}: {len(dataset)} windows, fewer than batch_size={batch_size}")
     stats = {k: dataset.stats[k] for k in ["action", *cfg.state]}
@@ -194,9 +206,12 @@ def train(
     start = 0
     if resume:
         start = _restore(previous[-1], model, ema, opt, sched, cfg, args)
-        truncate_metrics(out_dir / METRICS, start)
+        if procs.is_main:
+            truncate_metrics(out_dir / METRICS, start)
+    net = model  # the bare module: EMA, checkpoints
+    model, opt_step = procs.prepare(model, opt)
 
-    batches = Batches(dataset, batch_size, seed, cfg)
+    batches = Batches(dataset, batch_size, seed, cfg, shard=(procs.rank, procs.world))
     if num_workers > 0:
         loader = torch.utils.data.DataLoader(  # own generator: leave the global RNG untouched
             batches,
@@ -209,36 +224,44 @@ def train(
         loader = (batches[s] for s in range(start, steps))
 
     def save(step: int) -> Path:
-        path = publish(
-            lambda tmp: _write_checkpoint(
-                tmp, step, model, ema, opt, sched, cfg, stats, args, backbone_files
-            ),
-            ckpt_root,
-            step,
-        )
-        plot_loss(out_dir / METRICS, out_dir / LOSS_PLOT)
-        if on_checkpoint is not None:
-            on_checkpoint(step, path)
+        procs.check_in_sync(net, step)
+        path = ckpt_root / f"{step:06d}"
+        if procs.is_main:
+            path = publish(
+                lambda tmp: _write_checkpoint(
+                    tmp, step, net, ema, opt, sched, cfg, stats, args, backbone_files, procs.world
+                ),
+                ckpt_root,
+                step,
+            )
+            plot_loss(out_dir / METRICS, out_dir / LOSS_PLOT)
+            if on_checkpoint is not None:
+                on_checkpoint(step, path)
+        procs.wait()
         return path
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=steps, initial=start, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=steps, initial=start, disable=not (progress and procs.is_main), dynamic_ncols=True
+    )
     last_ckpt = previous[-1] if resume else None
     loss_sum, n_loss, rate, mean_loss = 0.0, 0, 0.0, math.nan
     t_log = time.perf_counter()
     model.train()
-    with open(out_dir / METRICS, "a") as metrics:
+    with procs.main_only(lambda: open(out_dir / METRICS, "a")) as metrics:
         for step, batch in enumerate(loader, start + 1):
+            if procs.rank > 0:  # its own noise, a function of the step: resume stays exact
+                torch.manual_seed((seed * 1_000_003 + step) * procs.world + procs.rank)
             obs, goal_in, action, pad = prepare(batch, cfg, norm, device)
-            loss = model.loss(obs, goal_in, action, pad)
+            loss = model(obs, goal_in, action, pad)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"step {step}: loss is {loss.item()}; lower lr?")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
+            opt_step.zero_grad(set_to_none=True)
+            procs.backward(loss)
+            grad_norm = procs.clip_grad_norm(net, grad_clip)
+            opt_step.step()
             sched.step()
-            ema.update(model, step)
+            ema.update(net, step)
             loss_sum, n_loss = loss_sum + loss.item(), n_loss + 1
             if step % log_every == 0 or step == steps:
                 now = time.perf_counter()
@@ -250,19 +273,31 @@ def train(
                     "grad_norm": float(grad_norm),
                     "samples_per_s": rate,
                 }
-                metrics.write(json.dumps(row) + "\n")
-                metrics.flush()
+                if metrics is not None:
+                    metrics.write(json.dumps(row) + "\n")
+                    metrics.flush()
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{row['lr']:.2e}", sps=f"{rate:.0f}")
                 loss_sum, n_loss, t_log = 0.0, 0, now
             bar.update(1)
             if step % checkpoint_every == 0 or step == steps:
-                metrics.flush()
+                if metrics is not None:
+                    metrics.flush()
                 last_ckpt = save(step)
     bar.close()
     return TrainResult(out_dir, last_ckpt, steps, mean_loss, rate)
 
 
 # ---------------------------------------------------------------------------- set-up
+@contextmanager
+def _main_first(procs):
+    """The main process runs the block first (it fills caches); the others follow."""
+    if not procs.is_main:
+        procs.wait()
+    yield
+    if procs.is_main:
+        procs.wait()
+
+
 def _policy_config(folder, policy, goal, state_keys, cameras, image_size):
     info = folder.info
     keys = list(info.state) if state_keys is None else list(state_keys)
@@ -325,7 +360,9 @@ def _warmup_cosine(warmup: int, total: int, floor: float) -> Callable[[int], flo
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def _write_checkpoint(tmp: Path, step, model, ema, opt, sched, cfg, stats, args, files) -> None:
+def _write_checkpoint(
+    tmp: Path, step, model, ema, opt, sched, cfg, stats, args, files, world: int = 1
+) -> None:
     write_pretrained(tmp, model.state_dict(), ema.state_dict(), cfg, stats, args)
     for name, src in files.items():  # fitted backbone weights: the checkpoint stands alone
         shutil.copyfile(src, tmp / name)
@@ -339,7 +376,8 @@ def _write_checkpoint(tmp: Path, step, model, ema, opt, sched, cfg, stats, args,
     rng_tensors, rng_doc = rng_state()
     save_file(rng_tensors, st / "rng.safetensors")
     (st / "rng.json").write_text(json.dumps(rng_doc))
-    (st / "state.json").write_text(json.dumps({"step": step, "samples": step * args["batch_size"]}))
+    state = {"step": step, "samples": step * args["batch_size"], "processes": world}
+    (st / "state.json").write_text(json.dumps(state))
 
 
 def _restore(ckpt: Path, model, ema, opt, sched, cfg: PolicyConfig, args) -> int:

@@ -1,6 +1,7 @@
 """uvdiff-train: a thin hydra app over ``policies.train.train`` (config: configs/train.yaml).
 
 uvdiff-train data=DEMO_DIR policy=beso_mlp|beso_gpt goal=final|future|uvd|none [key=value ...]
+accelerate launch --multi_gpu --num_processes N -m policies.train_cli ... device=cuda
 """
 
 from __future__ import annotations

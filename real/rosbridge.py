@@ -259,6 +259,9 @@ class RosbridgeRobot:
         self._dims: dict[str, int] = {}
         self._seq = 0
         self._estop = threading.Event()
+        self._send_lock = threading.Lock()
+        self.estop_at: float | None = None  # wall-clock time the e-stop latched here
+        self.last_command_at: float | None = None  # wall-clock time of the last publish
         self._image_cache: dict[str, tuple[int, np.ndarray]] = {}  # camera -> (message, frame)
         self.ros = None
         self._topics: list = []
@@ -425,17 +428,20 @@ class RosbridgeRobot:
 
     def _on_estop(self, msg: dict) -> None:
         if msg.get("data", True):  # Bool(true), or Empty
-            if not self._estop.is_set():
-                log.warning("rosbridge: e-stop received on %s", self.estop_spec["topic"])
-            self._estop.set()
+            self._latch_estop(f"received on {self.estop_spec['topic']}")
 
     def _on_estop_call(self, request: Mapping, response: dict) -> bool:
-        if not self._estop.is_set():
-            log.warning("rosbridge: e-stop requested through %s", self.estop_spec["service"])
-        self._estop.set()
+        self._latch_estop(f"requested through {self.estop_spec['service']}")
         response["success"] = True
         response["message"] = "e-stop latched: no further command will be sent"
         return True
+
+    def _latch_estop(self, how: str) -> None:
+        with self._send_lock:  # a command being published finishes first; none starts after
+            if not self._estop.is_set():
+                self.estop_at = time.time()
+                log.warning("rosbridge: e-stop %s", how)
+            self._estop.set()
 
     @property
     def estopped(self) -> bool:
@@ -488,8 +494,13 @@ class RosbridgeRobot:
         if not self.ros.is_connected:
             self.dropped_commands += 1  # never queue a stale command for the reconnect
             return
-        self._cmd_topic.publish(roslibpy.Message(self._command_msg(a)))
-        self.sent += 1
+        msg = roslibpy.Message(self._command_msg(a))
+        with self._send_lock:
+            if self._estop.is_set():  # latched while this command was being built
+                raise EStopped("e-stop latched: command not sent")
+            self._cmd_topic.publish(msg)
+            self.last_command_at = time.time()
+            self.sent += 1
 
     def _command_msg(self, a: np.ndarray) -> dict:
         c, v = self.command_spec, self.ros_version

@@ -54,6 +54,9 @@ def readme_commands() -> list[list[str]]:
     for block in re.findall(r"```bash\n(.*?)```", README, re.S):
         for line in block.splitlines():
             words = shlex.split(line, comments=True)
+            if words[:2] == ["accelerate", "launch"]:  # the training script it launches
+                at = words.index("-m")
+                words = [{"policies.train_cli": "uvdiff-train"}[words[at + 1]], *words[at + 2 :]]
             if words and words[0].startswith("uvdiff-"):
                 lines.append(words)
     return lines

