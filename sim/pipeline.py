@@ -44,18 +44,36 @@ class DemoSettings:
     videos: int = 2
     workers: int = 2
     seed: int = 0
+    # pickplace4 only: the task orders of the demos and of the evaluation, a split name
+    # (train: 16 orders, heldout: the other 8, all) or None for each seed's own draw.
+    # UVD's compositional protocol: train_orders=train eval_orders=heldout
+    train_orders: str | None = None
+    eval_orders: str | None = None
+
+    def __post_init__(self) -> None:
+        from .orders import resolve_orders
+
+        for name in ("train_orders", "eval_orders"):
+            value = getattr(self, name)
+            if value is not None and self.task != "pickplace4":
+                raise ValueError(f"{name}={value!r}: orders apply to pickplace4, not {self.task}")
+            resolve_orders(value)  # an unknown split is named here, before any stage runs
 
     def stage_keys(self) -> dict[str, str]:
         """Each stage's cache key: a hash of its own settings and its inputs' keys."""
         s = asdict(self)
-        collect = _key(s["task"], s["episodes"], s["camera"], s["image_size"], s["seed"])
+        orders = [s["train_orders"]] if s["train_orders"] else []  # keys of order-free runs stay
+        collect = _key(s["task"], s["episodes"], s["camera"], s["image_size"], s["seed"], *orders)
         decompose = _key(collect, s["backbone"], s["min_interval_s"])
         keys = {"collect": collect, "decompose": decompose}
         for goal in self.goals:
             upstream = decompose if goal == "uvd" else collect
             train = _key(upstream, goal, s["policy"], s["train_steps"], s["batch_size"], s["lr"])
             keys[f"train {goal}"] = train
-            keys[f"eval {goal}"] = _key(train, s["eval_episodes"], s["eval_seed"], s["videos"])
+            held = [s["eval_orders"]] if s["eval_orders"] else []
+            keys[f"eval {goal}"] = _key(
+                train, s["eval_episodes"], s["eval_seed"], s["videos"], *held
+            )
         return keys
 
 
@@ -158,7 +176,7 @@ def _collect(s: DemoSettings, demos: Path, progress: bool) -> dict[str, Any]:
         tmp.rmdir()  # collect creates the folder itself
         stats = collect(
             s.task, s.episodes, tmp, s.seed, workers=s.workers, cameras=(s.camera,),
-            image_size=tuple(s.image_size), progress=progress,
+            image_size=tuple(s.image_size), orders=s.train_orders, progress=progress,
         )  # fmt: skip
         if not stats.written:
             raise RuntimeError(f"{s.task}: the expert succeeded in no episode: {stats.failed}")
@@ -266,7 +284,7 @@ def _evaluate(s: DemoSettings, run: Path, out: Path, progress: bool) -> dict[str
     with staging_dir(out) as tmp:
         result = evaluate(
             run, s.task, s.eval_episodes, s.eval_seed, out_dir=tmp, workers=s.workers,
-            videos=s.videos, video_camera=s.camera, progress=progress,
+            videos=s.videos, video_camera=s.camera, orders=s.eval_orders, progress=progress,
         )  # fmt: skip
         info = result.info
         rec = {

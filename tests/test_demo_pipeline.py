@@ -93,6 +93,18 @@ def test_settings_come_from_the_config_and_quick_shrinks_them():
     assert k1["train uvd"] != k2["train uvd"] and k1["eval final"] != k2["eval final"]
 
 
+def test_task_orders_split_the_pickplace4_protocol_and_are_refused_elsewhere():
+    base = DemoSettings(task="pickplace4")
+    split = replace(base, train_orders="train", eval_orders="heldout")
+    k0, k1 = base.stage_keys(), split.stage_keys()
+    assert k0["collect"] != k1["collect"] and k0["eval uvd"] != k1["eval uvd"]
+    assert replace(split, eval_orders="all").stage_keys()["collect"] == k1["collect"]
+    with pytest.raises(ValueError, match="orders apply to pickplace4, not stack"):
+        DemoSettings(task="stack", eval_orders="heldout")
+    with pytest.raises(Exception, match="'unseen' is not a split"):
+        DemoSettings(task="pickplace4", train_orders="unseen")
+
+
 @pytest.mark.slow
 def test_uvdiff_demo_quick_end_to_end(tmp_path):
     """`uvdiff-demo quick=true`, the command the README shows, from the console script."""
