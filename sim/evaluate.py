@@ -121,6 +121,7 @@ def evaluate(
     gamma: float = 0.08,
     fast_render: bool = True,
     progress: bool = True,
+    inference: Mapping[str, Any] | None = None,
 ) -> EvalResult:
     """Roll out checkpoint ``checkpoint`` in env ``env_name`` for ``episodes`` seeds.
 
@@ -128,7 +129,8 @@ def evaluate(
     isolation). ``goal_source``: "expert" (the scripted expert's demo for the episode's seed)
     or a demo folder (episode i uses its episode i % n). ``orders`` (pickplace4): a split name
     or a list of orders, round robin; None lets each seed draw its order. ``videos``: episodes
-    0..videos-1 are filmed with ``video_camera``. ``sampler`` / ``steps``: inference overrides.
+    0..videos-1 are filmed with ``video_camera``. ``sampler`` / ``steps``, and any other
+    inference setting in ``inference`` (n_action_steps, guidance, schedule, ...): overrides.
     ``max_steps``: episode length limit (default: the task's horizon). ``relay``, ``relay_eps``,
     ``min_interval``, ``gamma``: the subgoal relay and decomposition for goal=uvd policies.
     Raises SimError (or UnknownEnvError, CheckpointError) before any worker starts when the
@@ -152,6 +154,7 @@ def evaluate(
         min_interval,
         gamma,
         fast_render,
+        inference,
     )
     out_dir = Path(out_dir)
     (out_dir / VIDEOS).mkdir(parents=True, exist_ok=True)
@@ -212,6 +215,7 @@ def _prepare(
     min_interval,
     gamma,
     fast_render,
+    inference=None,
 ) -> dict[str, Any]:
     """Everything that can be wrong with the input, found before a worker starts."""
     from policies.checkpoint import load_config, load_stats, resolve
@@ -230,7 +234,8 @@ def _prepare(
     ckpt = resolve(checkpoint)
     cfg, _ = load_config(ckpt)
     image_size = _check_observations(cfg, env_name, ckpt, video_camera if videos else None)
-    overrides = {k: v for k, v in (("sampler", sampler), ("steps", steps)) if v is not None}
+    overrides = {k: v for k, v in (inference or {}).items() if v is not None}
+    overrides.update({k: v for k, v in (("sampler", sampler), ("steps", steps)) if v is not None})
     policy = _load_policy(ckpt, overrides)  # the weights, stats and settings load here too
     goal_keys = cfg.resolved_goal_keys
     goal_cameras = [k for k in goal_keys if k in cfg.cameras or k in cfg.embeddings]

@@ -182,6 +182,8 @@ def test_bad_input_is_refused_before_anything_runs(final_ckpt, tmp_path):
         evaluate(final_ckpt, "lift", 2, out_dir=out, orders="train", **FAST)
     with pytest.raises(SimError, match="sampler"):
         evaluate(final_ckpt, "lift", 2, out_dir=out, sampler="nope", **FAST)
+    with pytest.raises(SimError, match="n_action_steps=99 not in"):
+        evaluate(final_ckpt, "lift", 2, out_dir=out, inference={"n_action_steps": 99}, **FAST)
     with pytest.raises(SimError, match="is not 'expert' or a demo folder"):
         evaluate(final_ckpt, "lift", 2, out_dir=out, goal_source=str(tmp_path / "nowhere"), **FAST)
     assert not out.exists()
@@ -233,7 +235,7 @@ def test_the_command_writes_eval_info_with_its_config(final_ckpt, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "sim.eval_cli", f"checkpoint={final_ckpt}", "env=lift",
          "episodes=1", "seed=7", "workers=0", "videos=0", "max_steps=5", f"out_dir={out}",
-         "progress=false", "steps=2", "sampler=euler"],
+         "progress=false", "steps=2", "sampler=euler", "n_action_steps=1", "guidance=1.5"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -241,6 +243,7 @@ def test_the_command_writes_eval_info_with_its_config(final_ckpt, tmp_path):
     info = json.loads((out / "eval_info.json").read_text())
     assert info["config"]["seed"] == 7 and info["per_episode"][0]["seed"] == 7
     assert info["sampler"] == "euler" and info["steps"] == 2
+    assert info["settings"]["n_action_steps"] == 1 and info["settings"]["guidance"] == 1.5
 
 
 @pytest.mark.slow
