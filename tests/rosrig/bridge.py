@@ -8,9 +8,9 @@ SHA-512 of secret, client, dest, rand, t, level, end). Malformed or unknown requ
 (uint8[] as base64). ROS 2 spellings are accepted on the way in (``pkg/msg/Type``, ``sec`` /
 ``nanosec``); ``--ros2`` also writes them on the way out, standing in for a ROS 2 rosbridge.
 
-Faults for the tests: ``--delay-ms`` holds every outgoing message, ``--reorder`` swaps each
-pair of outgoing messages on a topic, ``--garbage-every N`` sends a malformed frame after every
-N-th message.
+Faults for the tests: ``--delay-ms`` makes every outgoing message that late (a latency; the
+queue drains at full speed), ``--reorder`` swaps each pair of outgoing messages on a topic,
+``--garbage-every N`` sends a malformed frame after every N-th message.
 
     python bridge.py --port 9090 [--secret S] [--ros2] [--delay-ms 30] [--reorder]
 
@@ -86,7 +86,11 @@ class Client:
 
     # ---------------------------------------------------------------- outgoing
     def send(self, obj) -> None:
-        self.out.put_nowait(json.dumps(obj))
+        self._put(json.dumps(obj))
+
+    def _put(self, text: str) -> None:
+        """Queue ``text`` to leave ``delay`` after now: a latency, not a cap on throughput."""
+        self.out.put_nowait((time.monotonic() + self.server.delay, text))
 
     def status(self, level: str, msg: str, id_=None) -> None:
         obj = {"op": "status", "level": level, "msg": msg}
@@ -95,11 +99,11 @@ class Client:
         self.send(obj)
 
     async def sender(self) -> None:
-        delay, garbage, n = self.server.delay, self.server.garbage_every, 0
+        garbage, n = self.server.garbage_every, 0
         while True:
-            text = await self.out.get()
-            if delay:
-                await asyncio.sleep(delay)
+            due, text = await self.out.get()
+            if (wait := due - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
             await self.ws.send(text)
             n += 1
             if garbage and n % garbage == 0:
@@ -119,10 +123,10 @@ class Client:
 
     def _queue_publish(self, topic: str, text: str) -> None:
         if not self.server.reorder:
-            self.out.put_nowait(text)
+            self._put(text)
         elif topic in self.held:
-            self.out.put_nowait(text)
-            self.out.put_nowait(self.held.pop(topic))
+            self._put(text)
+            self._put(self.held.pop(topic))
         else:
             self.held[topic] = text
 
