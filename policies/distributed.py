@@ -29,6 +29,11 @@ class Processes:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def mixed_precision(self) -> str:
+        """no, fp16 or bf16: as `accelerate launch --mixed_precision` (or its env) set it."""
+        return str(self.accelerator.mixed_precision)
+
     def prepare(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer):
         """DDP-wrap the model (several processes) and the optimizer (mixed precision)."""
         return self.accelerator.prepare(model, optimizer)

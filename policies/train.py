@@ -229,7 +229,7 @@ def train(
         if procs.is_main:
             path = publish(
                 lambda tmp: _write_checkpoint(
-                    tmp, step, net, ema, opt, sched, cfg, stats, args, backbone_files, procs.world
+                    tmp, step, net, ema, opt, sched, cfg, stats, args, backbone_files, procs
                 ),
                 ckpt_root,
                 step,
@@ -361,7 +361,7 @@ def _warmup_cosine(warmup: int, total: int, floor: float) -> Callable[[int], flo
 
 # ---------------------------------------------------------------------------- checkpoints
 def _write_checkpoint(
-    tmp: Path, step, model, ema, opt, sched, cfg, stats, args, files, world: int = 1
+    tmp: Path, step, model, ema, opt, sched, cfg, stats, args, files, procs=None
 ) -> None:
     write_pretrained(tmp, model.state_dict(), ema.state_dict(), cfg, stats, args)
     for name, src in files.items():  # fitted backbone weights: the checkpoint stands alone
@@ -376,7 +376,9 @@ def _write_checkpoint(
     rng_tensors, rng_doc = rng_state()
     save_file(rng_tensors, st / "rng.safetensors")
     (st / "rng.json").write_text(json.dumps(rng_doc))
-    state = {"step": step, "samples": step * args["batch_size"], "processes": world}
+    state = {"step": step, "samples": step * args["batch_size"]}
+    if procs is not None:  # how it was trained: process count and precision
+        state.update(processes=procs.world, mixed_precision=procs.mixed_precision)
     (st / "state.json").write_text(json.dumps(state))
 
 

@@ -48,7 +48,7 @@ def test_two_processes_train_checkpoint_once_and_resume_exactly(demo, tmp_path):
     ckpts = out / "checkpoints"
     assert sorted(p.name for p in ckpts.iterdir() if p.name.isdigit()) == ["000003", "000006"]
     state = json.loads((ckpts / "000006" / "training_state" / "state.json").read_text())
-    assert state == {"step": 6, "samples": 48, "processes": 2}
+    assert state == {"step": 6, "samples": 48, "processes": 2, "mixed_precision": "no"}
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]  # the main process logs, once
     assert Policy.from_pretrained(ckpts / "000006").config.goal == "future"
@@ -60,3 +60,21 @@ def test_two_processes_train_checkpoint_once_and_resume_exactly(demo, tmp_path):
     again = load_file(ckpts / "000006" / "model.safetensors")
     assert first.keys() == again.keys()
     assert all((first[k] == again[k]).all() for k in first), "resumed run drifted"
+
+
+def test_bf16_mixed_precision_trains_through_accelerate(demo, tmp_path):
+    """accelerate's mixed precision (here bf16 autocast on the CPU) reaches the training loop."""
+    out = tmp_path / "bf16"
+    cmd = [sys.executable, "-m", "policies.train_cli", f"data={demo.root}", f"out_dir={out}"]
+    cmd += ["steps=3", "batch_size=8", "warmup_steps=1", "log_every=1", "progress=false"]
+    cmd += ["policy.network_kwargs.hidden=32", "policy.network_kwargs.blocks=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_MIXED_PRECISION": "bf16"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(0 < r["loss"] < 100 for r in rows)
+    ckpt = out / "checkpoints" / "000003"
+    state = json.loads((ckpt / "training_state" / "state.json").read_text())
+    assert state["mixed_precision"] == "bf16" and state["processes"] == 1
+    weights = load_file(ckpt / "ema.safetensors")
+    assert all(w.dtype.is_floating_point and w.isfinite().all() for w in weights.values())
