@@ -16,6 +16,10 @@ whether the subgoals that match no stage end are arbitrary or the expert's own s
 ``--sweep`` adds, per backbone, the UVD parameters with the best F1 over a small grid
 (min_interval x gamma): tuned on the same episodes, so an upper bound, not a held-out figure.
 
+``--prominence F ...`` adds, per backbone, UVD that only accepts peaks whose prominence is at
+least F times the curve's maximum: a test of whether the stage ends stand out from the other
+peaks by height (not part of UVD; it would become an option of ``decompose`` if it did).
+
 Usage:
   python benchmarks/bench_decompose_quality.py --collect --out /tmp/uvdq --tasks stack can
       pickplace4 --episodes 10          (collects with sim, agentview 84x84, then scores)
@@ -32,12 +36,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import peak_prominences
 
 from decomposer.backbones import episode_embeddings
 from decomposer.baselines import get_method
 from decomposer.pipeline import prepare_encoder
 from decomposer.relabel import boundary_scores
-from decomposer.uvd import decompose
+from decomposer.uvd import decompose, get_smoother, strict_peaks
 from demos import DemoFolder
 
 BACKBONES = ("pixels", "state", "vip_local")
@@ -83,6 +88,24 @@ def row(task, backbone, method, params, s) -> str:
     )
 
 
+def decompose_prominent(
+    e: np.ndarray, fraction: float, min_interval: int, gamma: float
+) -> list[int]:
+    """UVD over whole prefixes, keeping only peaks of prominence >= fraction * max(curve)."""
+    smooth = get_smoother("rbf", gamma).fn
+    subgoals = [len(e) - 1]
+    while True:
+        g = subgoals[-1]
+        s = smooth(np.linalg.norm(e[: g + 1] - e[g], axis=1))
+        p = strict_peaks(s)
+        p = p[(p > min_interval) & (g - p > min_interval)]
+        if len(p):
+            p = p[peak_prominences(s, p)[0] >= fraction * s.max()]
+        if not len(p):
+            return subgoals[::-1]
+        subgoals.append(int(p[-1]))
+
+
 def expert_phases(folder: DemoFolder, task: str, seed: int) -> dict[str, np.ndarray]:
     """Per episode, the frames after which the scripted expert switches segment, from a
     camera-free re-run of the same seeds (episodes matched in order by their stage arrays)."""
@@ -117,16 +140,25 @@ def expert_phases(folder: DemoFolder, task: str, seed: int) -> dict[str, np.ndar
 
 
 def score_folder(
-    path: Path, tol: float, sweep: bool, min_interval: int, gamma: float, phase_seed: int | None
+    path: Path,
+    tol: float,
+    sweep: bool,
+    min_interval: int,
+    gamma: float,
+    phase_seed: int | None,
+    prominence: tuple[float, ...] = (),
+    max_episodes: int | None = None,
+    backbones: tuple[str, ...] = BACKBONES,
 ) -> None:
     folder = DemoFolder(path)
+    episode_ids = list(folder.episode_ids)[:max_episodes]
     fps = float(folder.info.fps)
     task = path.name
     phases = None
     if phase_seed is not None:
         phases = expert_phases(folder, task, phase_seed)
         print(f"{task}: expert segments recovered for {len(phases)}/{len(folder)} episodes")
-    stages = {ep: folder.read_lowdim(ep)["stage"] for ep in folder.episode_ids}
+    stages = {ep: folder.read_lowdim(ep)["stage"] for ep in episode_ids}
     T = {ep: len(s) for ep, s in stages.items()}
     lengths = np.array(list(T.values()))
     print(
@@ -146,10 +178,10 @@ def score_folder(
             dummy = np.zeros((n, 1))
             subs[ep] = fn(dummy, stage=stages[ep]) if method == "oracle" else fn(dummy)
         print(row(task, "-", method, "defaults", pooled(subs, stages, fps, tol, phases)))
-    for name in BACKBONES:
+    for name in backbones:
         t0 = time.perf_counter()
         enc = prepare_encoder(folder, name)
-        E = {ep: episode_embeddings(folder, ep, enc) for ep in folder.episode_ids}
+        E = {ep: episode_embeddings(folder, ep, enc) for ep in episode_ids}
         prep_s = time.perf_counter() - t0
         subs = {ep: decompose(e, min_interval=min_interval, gamma=gamma) for ep, e in E.items()}
         s = pooled(subs, stages, fps, tol, phases)
@@ -168,6 +200,10 @@ def score_folder(
                     best = (s, mi, g)
             s, mi, g = best
             print(row(task, name, "uvd (best F1 of grid)", f"mi={mi} g={g}", s))
+        for f in prominence:
+            subs = {ep: decompose_prominent(e, f, min_interval, gamma) for ep, e in E.items()}
+            s = pooled(subs, stages, fps, tol, phases)
+            print(row(task, name, "uvd, prominence >= f x max", f"f={f}", s))
 
 
 def main() -> None:
@@ -184,6 +220,11 @@ def main() -> None:
     ap.add_argument("--gamma", type=float, default=0.08)
     ap.add_argument("--sweep", action="store_true", help="also the best-F1 UVD parameters")
     ap.add_argument("--phases", action="store_true", help="score against expert segments too")
+    ap.add_argument(
+        "--prominence", nargs="*", type=float, default=[], help="UVD with peak prominence >= F*max"
+    )
+    ap.add_argument("--backbones", nargs="*", default=list(BACKBONES), choices=BACKBONES)
+    ap.add_argument("--max-episodes", type=int, default=None, help="score the first N episodes")
     args = ap.parse_args()
 
     folders = [Path(d) for d in args.data]
@@ -212,7 +253,17 @@ def main() -> None:
     )
     for path in folders:
         seed = args.seed if args.phases else None
-        score_folder(path, args.tolerance_s, args.sweep, args.min_interval, args.gamma, seed)
+        score_folder(
+            path,
+            args.tolerance_s,
+            args.sweep,
+            args.min_interval,
+            args.gamma,
+            seed,
+            tuple(args.prominence),
+            args.max_episodes,
+            tuple(args.backbones),
+        )
 
 
 if __name__ == "__main__":
