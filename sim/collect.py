@@ -24,6 +24,7 @@ from .envs import env_spec
 from .errors import SimError, UnknownEnvError
 from .experts import EXPERTS
 from .orders import resolve_orders
+from .perturb import Perturbation
 
 
 @dataclass
@@ -65,13 +66,15 @@ def collect(
     image_size: tuple[int, int] = (84, 84),
     orders: str | Sequence[Any] | None = None,
     fast_render: bool = True,
+    perturb: float = 0.0,
     progress: bool = True,
 ) -> CollectStats:
     """Run the scripted expert of ``env_name`` for ``episodes`` seeds and write the successful
     episodes (state, actions, ground-truth stages, frames of ``cameras``) to demo folder
     ``out`` (created, or appended to when its dataset.json matches). ``orders`` (pickplace4):
     a split name ("train", "heldout", "all") or a list of orders, used round-robin; None lets
-    each seed draw its order."""
+    each seed draw its order. ``perturb`` > 0: the expert is pushed off its path with pushes of
+    this size (action units) and the demos record its corrections (``sim.perturb``)."""
     if env_name not in EXPERTS:
         raise UnknownEnvError(
             f"no scripted expert for env {env_name!r}; experts: {', '.join(EXPERTS)}"
@@ -81,6 +84,9 @@ def collect(
     if orders is not None and env_name != "pickplace4":
         raise SimError(f"orders apply to pickplace4 only, not {env_name}")
     orders = resolve_orders(orders)  # refuse bad orders before starting anything
+    if not perturb >= 0:
+        raise SimError(f"perturb must be a push size >= 0 (action units), got {perturb}")
+    perturbation = Perturbation(float(perturb)) if perturb else None
     DemoFolder.create(
         out, env_spec(env_name, cameras=cameras, image_size=image_size).dataset_info()
     )
@@ -92,6 +98,7 @@ def collect(
         image_size=tuple(image_size),
         fast_render=fast_render,
         orders=orders,
+        perturbation=perturbation,
     )
     workers = min(workers, episodes)
     ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited GL or MuJoCo state
@@ -190,7 +197,7 @@ def _worker(job: dict, seed: int, w: int, indices: list[int], results) -> None:
     for i in indices:
         try:
             options = {"order": orders[i % len(orders)]} if orders else None
-            r = run_expert(env, expert, seed + i, options=options)
+            r = run_expert(env, expert, seed + i, options=options, perturbation=job["perturbation"])
             episode_id = folder.add_episode(r.episode) if r.success else None
             results.put((w, i, r.success, r.length, episode_id, None))
         except Exception as e:

@@ -32,6 +32,7 @@ def run(cfg) -> int:
             image_size=tuple(cfg.image_size),
             orders=orders,
             fast_render=bool(cfg.fast_render),
+            perturb=float(cfg.perturb),
             progress=bool(cfg.progress),
         )
     except SimError as e:

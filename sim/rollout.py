@@ -11,6 +11,7 @@ from demos import Episode
 
 from .envs import SimEnv
 from .experts import Expert
+from .perturb import Perturbation, Pusher, perturb_seed
 
 SETTLE_STEPS = 5  # success must hold this many steps in a row: a demo ends at a stable success
 
@@ -41,11 +42,16 @@ def run_expert(
     options: dict | None = None,
     record: bool = True,
     settle: int = SETTLE_STEPS,
+    perturbation: Perturbation | None = None,
 ) -> Rollout:
     """Reset ``env`` with ``seed`` and run ``expert`` until success holds ``settle`` steps or the
-    horizon ends. Row t of the recording is (observation t, action t, stage at observation t)."""
+    horizon ends. Row t of the recording is (observation t, action t, stage at observation t).
+
+    ``perturbation``: pushes are added to the executed actions; the recorded action is still
+    the expert's, so the demo shows its corrections (``info["pushed_steps"]`` counts them)."""
     obs, info = env.reset(seed=seed, options=options)
     expert.reset(env, expert_seed(seed))
+    push = Pusher(perturbation, perturb_seed(seed)) if perturbation else None
     rows: dict[str, list] = {k: [] for k in (*env.spec.keys, "action", "stage")}
     held = 0
     best = info["stage"]
@@ -56,7 +62,7 @@ def run_expert(
                 rows[key].append(obs[key])
             rows["action"].append(action.astype(np.float32))
             rows["stage"].append(info["stage"])
-        obs, _, _, truncated, info = env.step(action)
+        obs, _, _, truncated, info = env.step(push(action) if push else action)
         best = max(best, info["stage"])
         held = held + 1 if info["success"] else 0
         if held >= settle or truncated:
@@ -73,4 +79,5 @@ def run_expert(
             success=success,
             task=env.episode_info["task"],
         )
-    return Rollout(seed, success, length, best, env.episode_info["task"], episode, dict(info))
+    info = {**info, "pushed_steps": push.pushed_steps if push else 0}
+    return Rollout(seed, success, length, best, env.episode_info["task"], episode, info)

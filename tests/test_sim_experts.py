@@ -14,6 +14,7 @@ import pytest
 
 from demos import DemoFolder, validate
 from sim import EXPERTS, Expert, SimError, collect, make_env, run_expert
+from sim.perturb import Perturbation
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,38 @@ def test_an_episode_is_a_function_of_its_seed(lift):
     again = run_expert(lift, expert, 7).episode
     np.testing.assert_array_equal(first.action, again.action)
     np.testing.assert_array_equal(first.state["object"], again.state["object"])
+
+
+class StepLog:
+    """The real env, with every executed action kept."""
+
+    def __init__(self, env):
+        self.env, self.executed = env, []
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    def step(self, action):
+        self.executed.append(np.array(action, dtype=np.float64))
+        return self.env.step(action)
+
+
+def test_pushes_are_executed_but_the_expert_action_is_recorded(lift):
+    env, expert = StepLog(lift), Expert("lift")
+    r = run_expert(env, expert, 3, perturbation=Perturbation(0.5, rate=0.2))
+    recorded, executed = r.episode.action.astype(np.float64), np.stack(env.executed)
+    pushed = ~np.isclose(recorded, executed, atol=1e-6).all(axis=1)
+    assert r.success and r.info["pushed_steps"] == pushed.sum() > 10
+    push = executed[pushed] - recorded[pushed]
+    np.testing.assert_allclose(np.linalg.norm(push[:, :3], axis=1), 0.5, rtol=1e-5)
+    assert (
+        np.abs(push[:, 3:]).max() < 1e-6
+    )  # only the hand's position: never rotation or the gripper
+    # the demo differs from the unpushed one of the same seed, and is itself reproducible
+    clean = run_expert(lift, expert, 3).episode
+    assert clean.length != r.length or not np.allclose(clean.action, r.episode.action)
+    again = run_expert(lift, expert, 3, perturbation=Perturbation(0.5, rate=0.2)).episode
+    np.testing.assert_array_equal(again.action, r.episode.action)
 
 
 def test_unknown_expert_and_misplaced_orders_are_refused(tmp_path):
@@ -129,6 +162,11 @@ def test_collect_cli_writes_stats_and_refuses_bad_input(tmp_path):
         "milk, bread, cereal, can once"
     )
     assert not (tmp_path / "pp").exists()
+    bad = subprocess.run([*cmd, "perturb=-0.5"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "uvdiff-collect: perturb must be a push size >= 0 (action units), got -0.5"
+    )
 
 
 @pytest.mark.slow
