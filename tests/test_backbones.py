@@ -1,8 +1,10 @@
 """Backbones: weight files built here in the published layouts, loaded through load_backbone;
 the offline backbones fitted on a small synthetic folder; the embedding cache. No downloads."""
 
+import os
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from decomposer.backbones import (
     file_hash,
     fit_backbone,
     pack_state_dict,
+    release_freed_memory,
 )
 from demos.synthetic import make_folder
 
@@ -198,6 +201,24 @@ def test_chunks_and_iterators_give_the_same_embeddings(demo):
     # storage until the video ends (the bound check in bench_backbones.py caught that)
     part = enc._forward(enc.preprocess(x[:7]))
     assert part.base is None and part.nbytes == 7 * enc.dim * 4
+
+
+def resident_mb() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads Linux's /proc")
+def test_memory_freed_by_a_chunk_goes_back_to_the_os():
+    # 200 MB of heap blocks (below glibc's mmap threshold), freed but for the last one, which
+    # pins the top of the heap: glibc keeps the pages until they are trimmed explicitly
+    blocks = [np.ones(100_000 // 8) for _ in range(2000)]
+    last = blocks[-1]
+    del blocks
+    before = resident_mb()
+    release_freed_memory()
+    assert before - resident_mb() > 100
+    assert last.sum() == len(last)
 
 
 # ---------------------------------------------------------------- offline backbones
