@@ -45,7 +45,9 @@ def run(cfg) -> int:
             gamma=float(cfg.gamma),
             fast_render=bool(cfg.fast_render),
             progress=bool(cfg.progress),
-            inference={k: cfg[k] for k in ("n_action_steps", "guidance", "schedule")},
+            inference={
+                k: cfg[k] for k in ("n_action_steps", "temporal_ensemble", "guidance", "schedule")
+            },
         )
     except (SimError, CheckpointError) as e:
         print(f"uvdiff-eval: {e}", file=sys.stderr)

@@ -235,7 +235,8 @@ def test_the_command_writes_eval_info_with_its_config(final_ckpt, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "sim.eval_cli", f"checkpoint={final_ckpt}", "env=lift",
          "episodes=1", "seed=7", "workers=0", "videos=0", "max_steps=5", f"out_dir={out}",
-         "progress=false", "steps=2", "sampler=euler", "n_action_steps=1", "guidance=1.5"],
+         "progress=false", "steps=2", "sampler=euler", "n_action_steps=1", "guidance=1.5",
+         "temporal_ensemble=0.01"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -244,6 +245,7 @@ def test_the_command_writes_eval_info_with_its_config(final_ckpt, tmp_path):
     assert info["config"]["seed"] == 7 and info["per_episode"][0]["seed"] == 7
     assert info["sampler"] == "euler" and info["steps"] == 2
     assert info["settings"]["n_action_steps"] == 1 and info["settings"]["guidance"] == 1.5
+    assert info["settings"]["temporal_ensemble"] == 0.01
 
 
 @pytest.mark.slow
