@@ -3,7 +3,16 @@
 A Panda on OSC_POSE delta control at 20 Hz: an action is 7 numbers in [-1, 1], three position
 deltas (1.0 = 5 cm), three axis-angle deltas (1.0 = 0.5 rad) in the robot base frame, and the
 gripper (-1 open, +1 close). Observations are float32 vectors (see ``spec.PROPRIO`` and
-"object", robosuite's object-state) plus an upright uint8 frame per requested camera.
+"object": robosuite's object observables in its order, each orientation given as the first two
+columns of its rotation matrix) plus an upright uint8 frame per requested camera.
+
+Why not robosuite's object-state as it comes: its quaternions are kept with w >= 0, and the
+objects of can, square and pickplace4 rest with w near 0, so their quaternions flip sign every
+few steps (q and -q are the same orientation): a policy would see the object's orientation
+jump across its whole range while nothing moves. The rotation matrix has one value per
+orientation and moves continuously with it. robosuite also reports the first observation after
+a reset before its sensors have run (PickPlace and NutAssembly objects at the origin): the env
+refreshes them, so observation 0 shows where the objects are.
 """
 
 from __future__ import annotations
@@ -25,6 +34,22 @@ MAX_LAYOUT_TRIES = 1000
 # size, for one). The model is built from this fixed seed so that it is the same in every
 # process whatever seed the env is given; seeds pick episodes (``reset(seed=)``), not models.
 MODEL_SEED = 0
+
+
+def rot6d(quat_xyzw: np.ndarray) -> np.ndarray:
+    """The first two columns of the rotation matrix of a unit quaternion (x, y, z, w), as
+    (r00, r10, r20, r01, r11, r21): the same for q and -q, continuous in the orientation."""
+    x, y, z, w = np.asarray(quat_xyzw, dtype=np.float64) / np.linalg.norm(quat_xyzw)
+    return np.array([
+        1 - 2 * (y * y + z * z), 2 * (x * y + z * w), 2 * (x * z - y * w),
+        2 * (x * y - z * w), 1 - 2 * (x * x + z * z), 2 * (y * z + x * w),
+    ])  # fmt: skip
+
+
+def object_features(rs_obs: dict[str, np.ndarray], keys: Sequence[str]) -> np.ndarray:
+    """robosuite's object observables ``keys`` concatenated, each ``*quat`` as ``rot6d``."""
+    parts = [rot6d(rs_obs[k]) if k.endswith("quat") else np.atleast_1d(rs_obs[k]) for k in keys]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _panda_osc_config(load) -> dict:
@@ -126,6 +151,11 @@ class SimEnv:
         if self.cameras:
             self._renderer(self.image_size)  # fail now, not at the first step, if GL is missing
         self._tracker = task.stages()
+        self._object_keys = [  # robosuite concatenates these, in this order, as object-state
+            name
+            for name, o in self.raw._observables.items()
+            if o.modality == "object" and o.is_enabled() and o.is_active()
+        ]
         self.stage_names: tuple[str, ...] = tuple(self._tracker.names)
         self._t = 0
         self._info: dict[str, Any] = {}
@@ -159,6 +189,7 @@ class SimEnv:
             rs_obs = self.raw.reset()
             tries += 1
         reset_info = self._tracker.reset(self.raw, options, self.raw.rng)
+        rs_obs = self.raw._get_observations(force_update=True)  # sensors after the placement
         self._t = 0
         stage, success = self._tracker.update(self.raw)
         self._info = {**reset_info, "task": self.task.task_string(reset_info)}
@@ -218,7 +249,7 @@ class SimEnv:
             "eef_pos": rs_obs["robot0_eef_pos"].astype(np.float32),
             "eef_quat": rs_obs["robot0_eef_quat"].astype(np.float32),
             "gripper_qpos": rs_obs["robot0_gripper_qpos"].astype(np.float32),
-            "object": rs_obs["object-state"].astype(np.float32),
+            "object": object_features(rs_obs, self._object_keys).astype(np.float32),
         }
         if self.cameras:
             renderer, data = self._renderers[self.image_size], self.raw.sim.data._data

@@ -20,6 +20,8 @@ from typing import Any
 
 from demos.atomic import atomic_write_json, staging_dir
 
+from .spec import OBS_LAYOUT
+
 DONE = "stage.json"  # written last in a stage's folder: the stage finished
 
 
@@ -63,7 +65,10 @@ class DemoSettings:
         """Each stage's cache key: a hash of its own settings and its inputs' keys."""
         s = asdict(self)
         orders = [s["train_orders"]] if s["train_orders"] else []  # keys of order-free runs stay
-        collect = _key(s["task"], s["episodes"], s["camera"], s["image_size"], s["seed"], *orders)
+        collect = _key(
+            s["task"], s["episodes"], s["camera"], s["image_size"], s["seed"], *orders,
+            f"obs{OBS_LAYOUT}",
+        )  # fmt: skip
         decompose = _key(collect, s["backbone"], s["min_interval_s"])
         keys = {"collect": collect, "decompose": decompose}
         for goal in self.goals:

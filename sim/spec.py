@@ -9,6 +9,10 @@ from demos import DatasetInfo
 
 # Proprioception every env returns, in this order (float32).
 PROPRIO = {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2}
+# The version of the observation layout (``envs``): part of uvdiff-demo's cache keys, so that
+# demos recorded under an older layout are collected again rather than mixed with new ones.
+# 2: object orientations as rotation-matrix columns, and observation 0 after its sensors ran.
+OBS_LAYOUT = 2
 
 
 @dataclass(frozen=True)

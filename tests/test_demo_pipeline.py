@@ -93,6 +93,15 @@ def test_settings_come_from_the_config_and_quick_shrinks_them():
     assert k1["train uvd"] != k2["train uvd"] and k1["eval final"] != k2["eval final"]
 
 
+def test_demos_of_an_older_observation_layout_are_not_reused(monkeypatch):
+    import sim.pipeline
+
+    before = DemoSettings().stage_keys()
+    monkeypatch.setattr(sim.pipeline, "OBS_LAYOUT", sim.pipeline.OBS_LAYOUT - 1)
+    after = DemoSettings().stage_keys()
+    assert all(before[stage] != after[stage] for stage in before)
+
+
 def test_task_orders_split_the_pickplace4_protocol_and_are_refused_elsewhere():
     base = DemoSettings(task="pickplace4")
     split = replace(base, train_orders="train", eval_orders="heldout")

@@ -159,7 +159,7 @@ def test_bad_input_is_refused_before_anything_runs(final_ckpt, tmp_path):
         evaluate(final_ckpt, "lifft", 2, out_dir=out, **FAST)
     # a lift checkpoint in can: the object state has another size
     with pytest.raises(
-        SimError, match=r"cannot provide: object with 10 numbers \(the env's object has 14\)"
+        SimError, match=r"cannot provide: object with 12 numbers \(the env's object has 18\)"
     ):
         evaluate(final_ckpt, "can", 2, out_dir=out, **FAST)
     # a checkpoint reading a joint-velocity vector and a wrist camera the env does not have
@@ -175,7 +175,7 @@ def test_bad_input_is_refused_before_anything_runs(final_ckpt, tmp_path):
         "needs observations env lift cannot provide: joint_vel (a 7-vector); camera wrist_cam."
         in str(e.value)
     )
-    assert "The env provides state eef_pos (3), eef_quat (4), gripper_qpos (2), object (10)" in str(
+    assert "The env provides state eef_pos (3), eef_quat (4), gripper_qpos (2), object (12)" in str(
         e.value
     )
     with pytest.raises(SimError, match="orders apply to pickplace4 only"):

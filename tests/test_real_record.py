@@ -93,7 +93,7 @@ def test_records_teleoperated_episodes(rig, tmp_path, capsys):
     report = validate(out)
     assert report.ok, report
     folder = DemoFolder(out)
-    assert folder.info.state == {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2, "object": 10}
+    assert folder.info.state == {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2, "object": 12}
     assert folder.info.action_kind == "delta_ee" and folder.info.fps == 20
     assert folder.info.cameras == {"agentview": (48, 64)}
     eps = [folder.read_episode(e) for e in folder.episode_ids]

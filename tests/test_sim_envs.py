@@ -12,7 +12,10 @@ import pytest
 
 from demos import DatasetInfo
 from sim import ENVS, SimError, make_env
+from sim.envs import rot6d
+from sim.experts import Expert
 from sim.orders import ORDER_SPLITS, ORDERS, parse_order
+from sim.rollout import expert_seed
 
 NAMES = ["lift", "can", "square", "stack", "pickplace4"]
 
@@ -66,8 +69,52 @@ def test_spec_is_a_valid_dataset_json(envs):
     env = envs["can"]
     info = env.spec.dataset_info(tasks=["put the can in its bin"])
     back = DatasetInfo.from_json(info.to_json())
-    assert back.state == {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2, "object": 14}
+    assert back.state == {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2, "object": 18}
     assert back.action_dim == 7 and back.fps == 20.0 and back.action_kind == "delta_ee"
+
+
+def _object_slices(env) -> dict[str, slice]:
+    """Where each robosuite object observable lies in obs["object"] (orientations take 6)."""
+    out, at = {}, 0
+    for key in env._object_keys:
+        n = 6 if key.endswith("quat") else env.raw._observables[key].obs.size
+        out[key], at = slice(at, at + n), at + n
+    return out
+
+
+def test_rot6d_is_the_rotation_matrix_for_either_sign_of_the_quaternion():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        q = rng.normal(size=4)
+        q /= np.linalg.norm(q)
+        x, y, z, w = q
+        m = np.zeros(9)
+        mujoco.mju_quat2Mat(m, np.array([w, x, y, z]))  # MuJoCo's own, (w, x, y, z) order
+        expected = m.reshape(3, 3)[:, :2].T.ravel()
+        np.testing.assert_allclose(rot6d(q), expected, atol=1e-12)
+        np.testing.assert_allclose(rot6d(-q), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, obj", [("can", "Can"), ("square", "SquareNut")])
+def test_object_state_is_where_the_object_is_from_the_first_step_and_never_jumps(envs, name, obj):
+    """robosuite keeps quaternions with w >= 0; these objects rest near w = 0, so their
+    quaternions flipped sign every few steps; and observation 0 put them at the origin."""
+    env = envs[name]
+    where = _object_slices(env)
+    obs, _ = env.reset(seed=5)
+    expert = Expert(name)
+    expert.reset(env, expert_seed(5))
+    trace = [obs["object"]]
+    for _ in range(120):  # approach, grasp, lift; obs lag the sim by one physics substep
+        body = env.raw.obj_body_id[obj]
+        pos, rot = env.raw.sim.data.body_xpos[body], env.raw.sim.data.body_xmat[body]
+        np.testing.assert_allclose(obs["object"][where[f"{obj}_pos"]], pos, atol=0.02)
+        rot6 = rot.reshape(3, 3)[:, :2].T.ravel()
+        np.testing.assert_allclose(obs["object"][where[f"{obj}_quat"]], rot6, atol=0.02)
+        obs, *_ = env.step(expert.act())
+        trace.append(obs["object"])
+    steps = np.abs(np.diff(np.stack(trace), axis=0)).max(axis=0)
+    assert steps.max() < 0.3, f"largest step-to-step change {steps.max():.2f} at {steps.argmax()}"
 
 
 def test_unknown_env_lists_the_valid_ones():

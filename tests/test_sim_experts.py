@@ -102,7 +102,7 @@ def test_collect_writes_a_valid_demo_folder_with_frames(tmp_path):
     assert report.ok, report.problems
     assert report.cameras == {"agentview": (32, 32)} and report.episodes == 3
     folder = DemoFolder(out)
-    assert folder.info.state == {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2, "object": 10}
+    assert folder.info.state == {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2, "object": 12}
     for ep_id in folder.episode_ids:
         ep = folder.read_episode(ep_id)
         assert ep.success and ep.task == "lift the cube"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-SIM_STATE = {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2, "object": 10}
+SIM_STATE = {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2, "object": 12}  # sim lift
 _made: list[Path] = []  # one per test session: every caller gets the same (read-only) folder
 
 
