@@ -137,7 +137,7 @@ def test_observe_and_command_through_rosbridge(shared):
             "eef_pos": (3,),
             "eef_quat": (4,),
             "gripper_qpos": (2,),
-            "object": (10,),
+            "object": (12,),  # the sim lift arm behind the rig
         }
         assert 0 <= time.time() - obs.stamp < 0.3
         assert obs.info["success"] is False and not obs.estop
@@ -243,7 +243,7 @@ def test_bad_state_messages_are_rejected_on_arrival(shared):
         for _ in range(10):
             o = robot.observe()
             assert all(np.isfinite(v).all() for v in o.state.values())
-            assert o.state["object"].shape == (10,)
+            assert o.state["object"].shape == (12,)
             time.sleep(0.02)
     finally:
         robot.close()
