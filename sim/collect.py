@@ -174,10 +174,16 @@ def _progress(total: int, env_name: str, enabled: bool):
 
 
 def _worker(job: dict, seed: int, w: int, indices: list[int], results) -> None:
-    """Runs episodes ``indices`` and reports each one: (worker, i, success, length, id, error)."""
+    """Runs episodes ``indices`` and reports each one: (worker, i, success, length, id, error).
+
+    Stops early when the collector that started it has died (SIGKILL leaves daemon workers
+    running): an orphan would go on adding episodes to a folder, or to a new one made at the
+    same path by the next run."""
     from .envs import make_env
     from .experts import Expert
     from .rollout import run_expert
+
+    parent = os.getppid()
 
     try:
         env = make_env(
@@ -195,6 +201,8 @@ def _worker(job: dict, seed: int, w: int, indices: list[int], results) -> None:
         return
     orders = job["orders"]
     for i in indices:
+        if os.getppid() != parent:
+            break
         try:
             options = {"order": orders[i % len(orders)]} if orders else None
             r = run_expert(env, expert, seed + i, options=options, perturbation=job["perturbation"])

@@ -460,8 +460,11 @@ def _failed(i: int, seed: int, error: str, wall: float) -> dict[str, Any]:
 
 
 def _worker(job: dict, seed: int, w: int, tasks, results) -> None:
-    """Takes episode indices from ``tasks`` until a None; reports start, done or fatal."""
+    """Takes episode indices from ``tasks`` until a None; reports start, done or fatal.
+    Stops early when the evaluation that started it has died (the tasks were queued ahead)."""
     import torch
+
+    parent = os.getppid()
 
     torch.set_num_threads(1)  # workers share the cores; one intra-op thread each is fastest
     try:
@@ -470,7 +473,7 @@ def _worker(job: dict, seed: int, w: int, tasks, results) -> None:
         results.put(("fatal", w, f"worker could not start: {type(e).__name__}: {e}"))
         return
     try:
-        while (i := tasks.get()) is not None:
+        while os.getppid() == parent and (i := tasks.get()) is not None:
             results.put(("start", w, i))
             results.put(("done", w, runner.episode(i, seed)))
     finally:

@@ -150,6 +150,32 @@ def test_a_killed_worker_costs_only_its_episode(final_ckpt, tmp_path):
     assert "1 episodes ended in an error" in (out / "report.md").read_text()
 
 
+def test_workers_stop_when_the_evaluation_is_killed(final_ckpt, tmp_path):
+    """The episodes are queued ahead: orphaned workers of a SIGKILLed evaluation would run
+    them all (here about a minute of CPU) for no one."""
+    import psutil
+
+    code = (
+        "from sim.evaluate import evaluate; "
+        f"evaluate({str(final_ckpt)!r}, 'lift', 200, out_dir={str(tmp_path / 'eval')!r}, "
+        "workers=2, videos=0, max_steps=20, progress=False)"
+    )
+    evaluation = subprocess.Popen([sys.executable, "-c", code])
+    log = tmp_path / "eval" / "episodes.jsonl"
+    deadline = time.monotonic() + 180
+    while not (log.is_file() and log.read_text().strip()):
+        assert time.monotonic() < deadline and evaluation.poll() is None, "no episode in 180 s"
+        time.sleep(0.05)
+    workers = psutil.Process(evaluation.pid).children()
+    assert len(workers) >= 2
+    evaluation.kill()
+    evaluation.wait()
+    _, alive = psutil.wait_procs(workers, timeout=20)  # each ends its episode (< 1 s), then stops
+    for p in alive:
+        p.kill()
+    assert not alive, f"{len(alive)} workers still running 20 s after the evaluation died"
+
+
 def test_bad_input_is_refused_before_anything_runs(final_ckpt, tmp_path):
     out = tmp_path / "eval"
     with pytest.raises(

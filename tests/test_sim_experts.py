@@ -141,6 +141,29 @@ def test_a_killed_worker_loses_only_its_own_episodes(tmp_path):
     assert len(DemoFolder(out)) >= len(stats.written)
 
 
+def test_workers_stop_when_the_collector_is_killed(tmp_path):
+    """SIGKILL gives the collector no chance to stop its daemon workers: they must notice and
+    stop, not go on adding episodes to the folder (or to the next run's at the same path)."""
+    out = tmp_path / "lift"
+    code = f"from sim import collect; collect('lift', 40, {str(out)!r}, seed=0, progress=False)"
+    collector = subprocess.Popen([sys.executable, "-c", code])
+    episodes = out / "episodes"
+
+    def written() -> int:
+        return sum(p.name.isdigit() for p in episodes.iterdir()) if episodes.is_dir() else 0
+
+    deadline = time.monotonic() + 180
+    while written() < 2:
+        assert time.monotonic() < deadline and collector.poll() is None, "no episodes in 180 s"
+        time.sleep(0.05)
+    collector.kill()
+    collector.wait()
+    time.sleep(15)  # an episode under way when the collector died may still be written
+    settled = written()
+    time.sleep(15)  # a lift episode takes 1-3 s: orphans would add several in this time
+    assert written() == settled < 40
+
+
 def test_collect_cli_writes_stats_and_refuses_bad_input(tmp_path):
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "sim.collect_cli", "env=lift", "episodes=2", f"out={out}"]
