@@ -181,12 +181,12 @@ class SimEnv:
             # robosuite's samplers hold a reference to env.rng: reseed it in place.
             fresh = np.random.default_rng(seed)
             self.raw.rng.bit_generator.state = fresh.bit_generator.state
-        rs_obs = self.raw.reset()
+        self.raw.reset()
         tries = 1
         while self.task.layout_ok is not None and not self.task.layout_ok(self.raw):
             if tries >= MAX_LAYOUT_TRIES:
                 raise SimError(f"{self.name}: no valid initial layout in {tries} samples")
-            rs_obs = self.raw.reset()
+            self.raw.reset()
             tries += 1
         reset_info = self._tracker.reset(self.raw, options, self.raw.rng)
         rs_obs = self.raw._get_observations(force_update=True)  # sensors after the placement
