@@ -213,6 +213,19 @@ class SimEnv:
         """Steps taken since the last reset."""
         return self._t
 
+    @property
+    def object_slices(self) -> dict[str, slice]:
+        """Where each robosuite object observable lies in ``obs["object"]``, in order.
+
+        Orientations (``*quat``) take 6 (``rot6d``). Lets analyses pick, say, the objects'
+        world positions out of the vector without knowing robosuite's ordering.
+        """
+        out, at = {}, 0
+        for key in self._object_keys:
+            n = 6 if key.endswith("quat") else int(np.size(self.raw._observables[key].obs))
+            out[key], at = slice(at, at + n), at + n
+        return out
+
     # ------------------------------------------------------------------ frames
     def render(self, camera: str, size: tuple[int, int] | None = None) -> np.ndarray:
         """An upright frame of any camera of the model, e.g. for videos of a state-only env."""

@@ -73,15 +73,6 @@ def test_spec_is_a_valid_dataset_json(envs):
     assert back.action_dim == 7 and back.fps == 20.0 and back.action_kind == "delta_ee"
 
 
-def _object_slices(env) -> dict[str, slice]:
-    """Where each robosuite object observable lies in obs["object"] (orientations take 6)."""
-    out, at = {}, 0
-    for key in env._object_keys:
-        n = 6 if key.endswith("quat") else env.raw._observables[key].obs.size
-        out[key], at = slice(at, at + n), at + n
-    return out
-
-
 def test_rot6d_is_the_rotation_matrix_for_either_sign_of_the_quaternion():
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -100,7 +91,8 @@ def test_object_state_is_where_the_object_is_from_the_first_step_and_never_jumps
     """robosuite keeps quaternions with w >= 0; these objects rest near w = 0, so their
     quaternions flipped sign every few steps; and observation 0 put them at the origin."""
     env = envs[name]
-    where = _object_slices(env)
+    where = env.object_slices
+    assert max(w.stop for w in where.values()) == env.spec.state["object"]
     obs, _ = env.reset(seed=5)
     expert = Expert(name)
     expert.reset(env, expert_seed(5))
