@@ -23,6 +23,7 @@ import itertools
 
 import numpy as np
 
+from decomposer.backbones import state_rows
 from decomposer.relabel import boundary_scores
 from decomposer.uvd import decompose
 from demos import DemoFolder
@@ -65,9 +66,8 @@ def main() -> None:
     proprio = {k: n for k, n in folder.info.state.items() if k != "object"}
     episodes = folder.episode_ids[: args.max_episodes]
     rows = {}
-    for ep in episodes:
-        z = np.load(folder.root / "episodes" / ep / "lowdim.npz")
-        rows[ep] = (np.concatenate([z[k] for k in folder.info.state], axis=1), z["stage"])
+    for ep in episodes:  # the rows the state backbone embeds, and the stage labels
+        rows[ep] = (state_rows(folder, ep), folder.read_lowdim(ep)["stage"])
     print(f"{args.data}: {len(episodes)} episodes, {folder.info.fps:g} fps")
     print("| inputs | min_interval | gamma | precision | recall | subgoals/ep |")
     print("|---|---:|---:|---:|---:|---:|")
