@@ -41,6 +41,7 @@ def run(cfg) -> int:
             max_steps=None if cfg.max_steps is None else int(cfg.max_steps),
             relay=cfg.relay,
             relay_eps=float(cfg.relay_eps),
+            relay_delta=None if cfg.relay_delta is None else int(cfg.relay_delta),
             min_interval=int(cfg.min_interval),
             gamma=float(cfg.gamma),
             fast_render=bool(cfg.fast_render),

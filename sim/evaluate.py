@@ -45,7 +45,7 @@ EVAL_INFO, EPISODES_LOG, REPORT_MD, REPORT_PNG, VIDEOS = (
     "videos",
 )
 STRIP_FRAMES = 6  # frames of one rollout in the report's film strip
-RELAY_RULES = ("relative", "paper")
+RELAY_RULES = ("relative", "paper", "nearest")
 Embed = Callable[[Mapping[str, np.ndarray]], np.ndarray]  # {key: (T, ...)} -> (T, D)
 
 
@@ -98,6 +98,33 @@ def demo_subgoals(
     return decompose(emb, min_interval=min_interval, gamma=gamma), emb
 
 
+def relay_task(
+    emb: np.ndarray,
+    subgoals: Sequence[int],
+    *,
+    rule: str = "relative",
+    eps: float = 0.2,
+    delta: int | None = None,
+):
+    """The ``SubgoalRelay`` that walks a task demo's subgoals (``emb``: its (T, D) embeddings).
+
+    "relative" and "paper" time each subgoal against the steps the demo spent on it.
+    "nearest" tracks progress instead: the active subgoal is the one the demo was heading
+    for at its frame nearest the current observation (strictly ahead of that frame), so the
+    goal never runs ahead of a rollout slower than the demo; UVD's nearest-neighbour rule,
+    with the task demo's frames as the neighbours."""
+    from decomposer import SubgoalRelay
+    from decomposer.relabel import budgets, check_subgoals
+
+    s = check_subgoals(subgoals, len(emb))
+    if rule != "nearest":
+        return SubgoalRelay(emb[s], rule=rule, budgets=budgets(s), eps=eps, delta=delta)
+    ahead = np.minimum(np.searchsorted(s, np.arange(len(emb)), side="right"), len(s) - 1)
+    return SubgoalRelay(
+        emb[s], rule="nearest", eps=eps, train_embeddings=emb, train_goal_index=ahead
+    )
+
+
 # ------------------------------------------------------------------------------ the library call
 def evaluate(
     checkpoint: str | os.PathLike,
@@ -117,6 +144,7 @@ def evaluate(
     max_steps: int | None = None,
     relay: str = "relative",
     relay_eps: float = 0.2,
+    relay_delta: int | None = None,
     min_interval: int = 18,
     gamma: float = 0.08,
     fast_render: bool = True,
@@ -132,7 +160,8 @@ def evaluate(
     0..videos-1 are filmed with ``video_camera``. ``sampler`` / ``steps``, and any other
     inference setting in ``inference`` (n_action_steps, guidance, schedule, ...): overrides.
     ``max_steps``: episode length limit (default: the task's horizon). ``relay``, ``relay_eps``,
-    ``min_interval``, ``gamma``: the subgoal relay and decomposition for goal=uvd policies.
+    ``relay_delta``, ``min_interval``, ``gamma``: the subgoal relay (``relay_task``) and the
+    decomposition for goal=uvd policies.
     Raises SimError (or UnknownEnvError, CheckpointError) before any worker starts when the
     input cannot work.
     """
@@ -151,6 +180,7 @@ def evaluate(
         max_steps,
         relay,
         relay_eps,
+        relay_delta,
         min_interval,
         gamma,
         fast_render,
@@ -212,6 +242,7 @@ def _prepare(
     max_steps,
     relay,
     relay_eps,
+    relay_delta,
     min_interval,
     gamma,
     fast_render,
@@ -230,6 +261,10 @@ def _prepare(
         raise SimError(f"orders apply to pickplace4 only, not {env_name}")
     if relay not in RELAY_RULES:
         raise SimError(f"relay={relay!r}: use one of {', '.join(RELAY_RULES)}")
+    if not relay_eps > 0 or (relay_delta is not None and relay_delta < 0):
+        raise SimError(
+            f"relay_eps must be > 0 and relay_delta >= 0, got {relay_eps}, {relay_delta}"
+        )
     orders = resolve_orders(orders)
     ckpt = resolve(checkpoint)
     cfg, _ = load_config(ckpt)
@@ -265,6 +300,7 @@ def _prepare(
         max_steps=max_steps,
         relay=relay,
         relay_eps=relay_eps,
+        relay_delta=relay_delta,
         min_interval=min_interval,
         gamma=gamma,
         fast_render=fast_render,
@@ -603,14 +639,11 @@ class _Runner:
 
         if job["goal"] != "uvd":
             return [at(len(demo[keys[0]]) - 1)], None, info
-        from decomposer import SubgoalRelay
-        from decomposer.relabel import budgets
-
         subgoals, emb = demo_subgoals(
             demo, self.embed, min_interval=job["min_interval"], gamma=job["gamma"]
         )
-        relay = SubgoalRelay(
-            emb[subgoals], rule=job["relay"], budgets=budgets(subgoals), eps=job["relay_eps"]
+        relay = relay_task(
+            emb, subgoals, rule=job["relay"], eps=job["relay_eps"], delta=job["relay_delta"]
         )
         info["subgoals"] = [int(s) for s in subgoals]
         return [at(s) for s in subgoals], relay, info
@@ -655,7 +688,8 @@ def _eval_info(job, episodes, seed, workers, per_episode, wall) -> dict[str, Any
     )
     if job["goal"] == "uvd":
         info["relay"] = dict(
-            rule=job["relay"], eps=job["relay_eps"], min_interval=job["min_interval"],
+            rule=job["relay"], eps=job["relay_eps"], delta=job["relay_delta"],
+            min_interval=job["min_interval"],
             gamma=job["gamma"], embedding="normalised state: " + ", ".join(job["goal_stats"]),
         )  # fmt: skip
     return info

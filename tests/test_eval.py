@@ -20,7 +20,7 @@ from demos import DemoFolder
 from policies.checkpoint import load_stats, resolve
 from policies.train import train
 from sim import Expert, SimError, UnknownEnvError, env_spec, make_env, run_expert
-from sim.evaluate import demo_subgoals, evaluate, state_embedder
+from sim.evaluate import demo_subgoals, evaluate, relay_task, state_embedder
 
 TINY = {
     "network": "mlp",
@@ -254,6 +254,46 @@ def test_uvd_policy_follows_the_task_demo_subgoals_with_the_relay(uvd_ckpt, demo
     assert ep_b["demo"]["subgoals"] == subgoals and ep_b["demo"]["source"].endswith(":000000")
     for key in ("length", "stages", "final_eef_pos", "subgoal_switches"):
         assert ep_b[key] == ep[key], key
+
+
+def _walk(relay, emb: np.ndarray, path) -> list[int]:
+    """The active subgoal at each step of a rollout that visits demo frames ``path``."""
+    relay.reset()
+    return [relay.update(emb[t]) for t in path]
+
+
+def test_nearest_relay_follows_progress_where_the_timed_rule_runs_ahead():
+    # a demo that moves along a line: frame t sits at t; subgoals at frames 10, 20, 29
+    emb = np.arange(30, dtype=float)[:, None] * np.array([[1.0, 0.5]])
+    subgoals = [10, 20, 29]
+    nearest = relay_task(emb, subgoals, rule="nearest")
+    # the goal is the subgoal strictly ahead of the nearest demo frame
+    assert _walk(nearest, emb, [0, 9, 10, 15, 20, 25, 29]) == [0, 0, 1, 1, 2, 2, 2]
+    # a rollout stalled at frame 5's state keeps the first goal however long it waits;
+    # the timed rule gives it up 3 steps past the demo's 10 and runs on to the next ones
+    assert _walk(nearest, emb, [5] * 40) == [0] * 40
+    timed = _walk(relay_task(emb, subgoals, rule="relative"), emb, [5] * 40)
+    assert timed[13] == 0 and timed[14] == 1 and timed[-1] == 2
+    # a wider slack (relay_delta) waits longer before giving a subgoal up
+    wide = _walk(relay_task(emb, subgoals, rule="relative", delta=8), emb, [5] * 40)
+    assert wide[18] == 0 and wide[19] == 1
+    # it never moves back: a rollout that falls back to an earlier state keeps its goal
+    assert _walk(nearest, emb, [25, 3])[-1] == 2
+    with pytest.raises(ValueError, match="end at T-1"):
+        relay_task(emb, [10, 20], rule="nearest")
+
+
+def test_uvd_policy_with_the_nearest_relay(uvd_ckpt, demos, tmp_path):
+    kw = dict(videos=0, max_steps=40, progress=False, workers=0, seed=demos.seeds[0])
+    res = evaluate(uvd_ckpt, "lift", 1, out_dir=tmp_path / "n", relay="nearest", **kw)
+    (ep,) = res.episodes
+    assert ep["error"] is None and res.info["relay"]["rule"] == "nearest"
+    assert 0 <= ep["subgoals_reached"] <= len(ep["demo"]["subgoals"])
+    assert ep["subgoal_switches"] == sorted(ep["subgoal_switches"])
+    with pytest.raises(SimError, match="relay=.nope.: use one of relative, paper, nearest"):
+        evaluate(uvd_ckpt, "lift", 1, out_dir=tmp_path / "x", relay="nope", **kw)
+    with pytest.raises(SimError, match="relay_delta >= 0, got 0.2, -1"):
+        evaluate(uvd_ckpt, "lift", 1, out_dir=tmp_path / "x", relay_delta=-1, **kw)
 
 
 def test_the_command_writes_eval_info_with_its_config(final_ckpt, tmp_path):
