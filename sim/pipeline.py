@@ -51,10 +51,14 @@ class DemoSettings:
     # UVD's compositional protocol: train_orders=train eval_orders=heldout
     train_orders: str | None = None
     eval_orders: str | None = None
+    relay: str = "relative"  # how the goal=uvd policy walks the task demo's subgoals
 
     def __post_init__(self) -> None:
+        from .evaluate import RELAY_RULES
         from .orders import resolve_orders
 
+        if self.relay not in RELAY_RULES:
+            raise ValueError(f"relay={self.relay!r}: use one of {', '.join(RELAY_RULES)}")
         for name in ("train_orders", "eval_orders"):
             value = getattr(self, name)
             if value is not None and self.task != "pickplace4":
@@ -76,6 +80,8 @@ class DemoSettings:
             train = _key(upstream, goal, s["policy"], s["train_steps"], s["batch_size"], s["lr"])
             keys[f"train {goal}"] = train
             held = [s["eval_orders"]] if s["eval_orders"] else []
+            if goal == "uvd" and s["relay"] != "relative":  # keys of earlier runs stay
+                held.append(s["relay"])
             keys[f"eval {goal}"] = _key(
                 train, s["eval_episodes"], s["eval_seed"], s["videos"], *held
             )
@@ -290,6 +296,7 @@ def _evaluate(s: DemoSettings, run: Path, out: Path, progress: bool) -> dict[str
         result = evaluate(
             run, s.task, s.eval_episodes, s.eval_seed, out_dir=tmp, workers=s.workers,
             videos=s.videos, video_camera=s.camera, orders=s.eval_orders, progress=progress,
+            relay=s.relay,
         )  # fmt: skip
         info = result.info
         rec = {

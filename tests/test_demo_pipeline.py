@@ -114,6 +114,16 @@ def test_task_orders_split_the_pickplace4_protocol_and_are_refused_elsewhere():
         DemoSettings(task="pickplace4", train_orders="unseen")
 
 
+def test_the_relay_changes_only_the_uvd_evaluation_key():
+    base = DemoSettings(task="pickplace4", train_orders="train", eval_orders="heldout")
+    nearest = replace(base, relay="nearest")
+    k0, k1 = base.stage_keys(), nearest.stage_keys()
+    assert k0["eval uvd"] != k1["eval uvd"]
+    assert all(k0[stage] == k1[stage] for stage in k0 if stage != "eval uvd")
+    with pytest.raises(ValueError, match="relay='closest': use one of relative, paper, nearest"):
+        DemoSettings(relay="closest")
+
+
 @pytest.mark.slow
 def test_uvdiff_demo_quick_end_to_end(tmp_path):
     """`uvdiff-demo quick=true`, the command the README shows, from the console script."""
