@@ -29,13 +29,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import SimError, UnknownEnvError
 from .orders import resolve_orders
 from .tasks import ENVS
+
+if TYPE_CHECKING:
+    from decomposer import SubgoalRelay
 
 EVAL_INFO, EPISODES_LOG, REPORT_MD, REPORT_PNG, VIDEOS = (
     "eval_info.json",
@@ -105,7 +108,7 @@ def relay_task(
     rule: str = "relative",
     eps: float = 0.2,
     delta: int | None = None,
-):
+) -> SubgoalRelay:
     """The ``SubgoalRelay`` that walks a task demo's subgoals (``emb``: its (T, D) embeddings).
 
     "relative" and "paper" time each subgoal against the steps the demo spent on it.
