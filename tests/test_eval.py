@@ -20,7 +20,7 @@ from demos import DemoFolder
 from policies.checkpoint import load_stats, resolve
 from policies.train import train
 from sim import Expert, SimError, UnknownEnvError, env_spec, make_env, run_expert
-from sim.evaluate import demo_subgoals, evaluate, relay_task, state_embedder
+from sim.evaluate import _prepare, _Runner, demo_subgoals, evaluate, relay_task, state_embedder
 
 TINY = {
     "network": "mlp",
@@ -289,7 +289,22 @@ def test_uvd_policy_with_the_nearest_relay(uvd_ckpt, demos, tmp_path):
     (ep,) = res.episodes
     assert ep["error"] is None and res.info["relay"]["rule"] == "nearest"
     assert 0 <= ep["subgoals_reached"] <= len(ep["demo"]["subgoals"])
-    assert ep["subgoal_switches"] == sorted(ep["subgoal_switches"])
+    # the worker's relay for that episode tracks progress over the task demo's own frames:
+    # at the demo's first subgoal frame it hands over the second subgoal
+    job = _prepare(
+        checkpoint=uvd_ckpt, env_name="lift", episodes=1, workers=0, goal_source="expert",
+        orders=None, videos=0, video_camera="agentview", video_size=(128, 128), sampler=None,
+        steps=None, max_steps=40, relay="nearest", relay_eps=0.2, relay_delta=None,
+        min_interval=18, gamma=0.08, fast_render=True,
+    )  # fmt: skip
+    runner = _Runner(job)
+    try:
+        goals, relay, info = runner._task(0, kw["seed"], None)
+    finally:
+        runner.close()
+    assert relay.rule == "nearest" and len(relay.train) == info["length"]
+    assert info["subgoals"] == ep["demo"]["subgoals"] and len(goals) >= 2
+    assert relay.update(relay.train[info["subgoals"][0]]) == 1
     with pytest.raises(SimError, match="relay=.nope.: use one of relative, paper, nearest"):
         evaluate(uvd_ckpt, "lift", 1, out_dir=tmp_path / "x", relay="nope", **kw)
     with pytest.raises(SimError, match="relay_delta >= 0, got 0.2, -1"):
