@@ -66,32 +66,26 @@ def smooth_dense(d: np.ndarray, gamma: float) -> np.ndarray:
     return K @ d / K.sum(axis=1)
 
 
-def savgol_window(n: int, window: int = SAVGOL_WINDOW, order: int = SAVGOL_ORDER) -> int:
-    """The odd window used for a curve of n points: clipped to n, 0 when too short to fit."""
-    w = min(window, n if n % 2 else n - 1)
-    return w if w > order else 0
-
-
 def smooth_savgol(
     d: np.ndarray, window: int = SAVGOL_WINDOW, order: int = SAVGOL_ORDER
 ) -> np.ndarray:
-    """Savitzky-Golay smoothing (UVD's alternative); curves shorter than the order pass as is."""
-    d = np.asarray(d, dtype=np.float64)
-    w = savgol_window(len(d), window, order)
-    return savgol_filter(d, w, order) if w else d.copy()
+    """Savitzky-Golay smoothing as UVD's code runs it: the full window on every curve.
+
+    The edges are padded with the end values (``mode="nearest"``), so a curve shorter than
+    the window is still smoothed over the whole window rather than fitted by one polynomial.
+    """
+    return savgol_filter(np.asarray(d, dtype=np.float64), window, order, mode="nearest")
 
 
 class Smoother(NamedTuple):
     """A curve smoother plus how far its output depends on its input.
 
-    ``halo``: output i depends only on inputs within ``halo`` of i (away from the edges);
-    ``min_len``: a piece shorter than this is treated differently (savgol clips its window),
-    so a piece cut from a longer curve must be at least this long to give the same values.
+    ``halo``: output i depends only on inputs within ``halo`` of i (away from the edges), so
+    a piece cut from a longer curve gives the curve's own values from ``halo`` past its start.
     """
 
     fn: Callable[[np.ndarray], np.ndarray]
     halo: int
-    min_len: int = 1
 
 
 def get_smoother(name: str, gamma: float) -> Smoother:
@@ -99,7 +93,7 @@ def get_smoother(name: str, gamma: float) -> Smoother:
     if name == "rbf":
         return Smoother(lambda d: smooth_rbf(d, gamma), rbf_radius(gamma))
     if name == "savgol":
-        return Smoother(smooth_savgol, SAVGOL_WINDOW // 2, SAVGOL_WINDOW)
+        return Smoother(smooth_savgol, SAVGOL_WINDOW // 2)
     if name == "none":
         return Smoother(lambda d: np.asarray(d, dtype=np.float64), 0)
     raise ValueError(f"smoother={name!r}: use one of 'rbf', 'savgol', 'none'")
@@ -152,7 +146,7 @@ def _previous_subgoal(e: np.ndarray, g: int, min_interval: int, sm: Smoother) ->
     span = 4 * (min_interval + sm.halo) + 64
     while True:
         start = max(first, last - span)  # earliest candidate examined in this round
-        lo = max(0, min(start - 1 - sm.halo, g + 1 - sm.min_len))
+        lo = max(0, start - 1 - sm.halo)
         s = sm.fn(_distances(e, lo, g))
         peaks = strict_peaks(s[start - 1 - lo : last + 2 - lo]) + start - 1
         if len(peaks):

@@ -7,7 +7,7 @@ import pytest
 
 from decomposer import METHODS, boundary_scores, decompose, get_method, goal_indices
 from decomposer.baselines import changepoint, equal, final, near_future, oracle, random
-from decomposer.uvd import decompose_curves, smooth_dense, smooth_rbf
+from decomposer.uvd import decompose_curves, smooth_dense, smooth_rbf, smooth_savgol
 
 
 def piecewise(ends, dim=16, noise=0.0, seed=0):
@@ -156,6 +156,36 @@ def test_dense_smoother_is_row_normalised_kernel_regression():
     np.testing.assert_allclose(smooth_dense(np.full(9, 3.0), 0.3), 3.0)
     w = np.exp(-0.3 * np.array([0.0, 1.0, 4.0]))
     assert smooth_dense(np.array([0.0, 1.0, 0.0]), 0.3)[0] == pytest.approx(w[1] / w.sum())
+
+
+def savgol_by_local_fits(d, window=85, order=2):
+    """Savitzky-Golay from its definition: at each frame, a least-squares polynomial over the
+    window around it (the ends repeated past the edges, as UVD's ``mode="nearest"``), read at
+    its centre. Independent of scipy's filter coefficients."""
+    h = window // 2
+    padded = np.concatenate([np.full(h, d[0]), d, np.full(h, d[-1])])
+    x = np.arange(-h, h + 1)
+    return np.array(
+        [np.polyval(np.polyfit(x, padded[i : i + window], order), 0.0) for i in range(len(d))]
+    )
+
+
+@pytest.mark.parametrize("T", [1, 2, 30, 84, 85, 86, 300])
+def test_savgol_is_the_full_window_with_nearest_edges(T):
+    # UVD smooths every curve with window 85 whatever its length; clipping the window to a
+    # short curve (or scipy's default "interp" edges) gives other values near the ends
+    d = np.random.default_rng(T).normal(size=T).cumsum()
+    np.testing.assert_allclose(smooth_savgol(d), savgol_by_local_fits(d), rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_savgol_decomposition_equals_the_reference_on_short_and_long_demos(seed):
+    # short demos (every prefix curve shorter than the window) and long ones, where the
+    # windowed backward search must still see the curve's own values
+    T = [70, 120, 160, 400][seed % 4]
+    e = random_walk(T, dim=8, seed=seed)
+    ref = decompose_curves(e, min_interval=6, smoother=savgol_by_local_fits)
+    assert decompose(e, min_interval=6, smoother="savgol") == ref.subgoals
 
 
 @pytest.mark.parametrize("seed", range(3))
