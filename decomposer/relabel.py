@@ -35,12 +35,13 @@ def goal_indices(subgoals: Sequence[int], T: int) -> np.ndarray:
 
 
 def budgets(subgoals: Sequence[int]) -> np.ndarray:
-    """Steps the demo spent reaching each subgoal from the previous one (the first from frame 0).
+    """Steps the demo spent on each subgoal: the frames after the previous subgoal up to this
+    one, and for the first, frames 0..s[0] (``s[0] + 1``, as UVD's inference wrapper counts).
 
     These are the per-subgoal step budgets that ``SubgoalRelay`` checks at inference.
     """
     s = np.asarray(subgoals, dtype=np.int64)
-    return np.diff(s, prepend=0)
+    return np.diff(s, prepend=-1)
 
 
 def stage_boundaries(stage: np.ndarray) -> np.ndarray:

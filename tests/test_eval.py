@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
+from decomposer.relabel import budgets as relabel_budgets
 from demos import DemoFolder
 from policies.checkpoint import load_stats, resolve
 from policies.train import train
@@ -242,7 +243,7 @@ def test_uvd_policy_follows_the_task_demo_subgoals_with_the_relay(uvd_ckpt, demo
     assert ep["demo"]["subgoals"] == subgoals and len(subgoals) >= 2
     assert ep["demo"]["length"] == demo.length
     # the relative rule moves on at the latest delta (3) steps past each subgoal's budget
-    budgets = np.diff(subgoals, prepend=0)
+    budgets = relabel_budgets(subgoals)
     reachable = [k for k in range(len(subgoals) - 1) if budgets[: k + 1].sum() + 4 * (k + 1) < 50]
     assert len(ep["subgoal_switches"]) >= len(reachable) >= 1
     assert ep["subgoal_switches"][0] <= budgets[0] + 4

@@ -31,11 +31,14 @@ def run(relay, traj):
 
 
 ENDS = [30, 55, 95]
-B = budgets(ENDS)  # [30, 25, 40]
+B = budgets(ENDS)  # [31, 25, 40]
 
 
 def test_budgets_are_demo_steps_between_subgoals():
-    assert B.tolist() == [30, 25, 40]
+    # the first subgoal's budget counts frames 0..30 (31 steps, UVD's ``milestone_indices[0] + 1``),
+    # the others the steps after the previous subgoal
+    assert B.tolist() == [31, 25, 40]
+    assert budgets([0, 1]).tolist() == [1, 1]
 
 
 @pytest.mark.parametrize("rule", ["paper", "relative"])
@@ -49,12 +52,12 @@ def test_on_schedule_rollout_switches_near_the_demo_subgoals(rule):
 
 
 def test_paper_rule_does_not_advance_early():
-    # goal 0 reached at step 5 and held; the switch needs |h - 30| < 2: first at h = t = 29
+    # goal 0 reached at step 5 and held; the switch needs |h - 31| < 2: first at h = t = 30
     traj = np.vstack([path([5]), np.repeat(GOALS[:1], 60, axis=0)])
     relay = SubgoalRelay(GOALS, rule="paper", budgets=B)
     active, switches = run(relay, traj)
-    assert switches[0] == 29
-    assert (active[:29] == 0).all()
+    assert switches[0] == 30
+    assert (active[:30] == 0).all()
 
 
 def test_paper_rule_never_advances_on_a_stall():
@@ -77,8 +80,8 @@ def test_relative_rule_times_out_of_a_stall():
     traj = np.repeat(POINTS[:1], 120, axis=0)
     relay = SubgoalRelay(GOALS, rule="relative", budgets=B)
     active, switches = run(relay, traj)
-    assert switches == [34, 34 + 29]
-    done_at = 34 + 29 + 44
+    assert switches == [35, 35 + 29]
+    done_at = 35 + 29 + 44
     relay.reset()
     flags = []
     for e in traj:
@@ -88,10 +91,10 @@ def test_relative_rule_times_out_of_a_stall():
 
 
 def test_relative_rule_waits_for_the_budget_when_early():
-    # goal 0 reached at step 5: relative distance 0 < 0.2, but it waits until h = B - 3 = 27
+    # goal 0 reached at step 5: relative distance 0 < 0.2, but it waits until h = B - 3 = 28
     traj = np.vstack([path([5]), np.repeat(GOALS[:1], 60, axis=0)])
     active, switches = run(SubgoalRelay(GOALS, rule="relative", budgets=B), traj)
-    assert switches[0] == 27 and (active[:27] == 0).all()
+    assert switches[0] == 28 and (active[:28] == 0).all()
 
 
 def test_relative_rule_uses_distance_relative_to_activation():
