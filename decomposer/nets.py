@@ -138,11 +138,21 @@ class AttentionPool(nn.Module):
         return self.c_proj(out)
 
 
-def _resize_grid(tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """(g*g, C) position embeddings of a square grid -> (h*w, C), bicubic."""
+def _resize_grid(tokens: torch.Tensor, h: int, w: int, offset: float = 0.0) -> torch.Tensor:
+    """(g*g, C) position embeddings of a square grid -> (h*w, C), bicubic.
+
+    ``offset`` > 0 resamples by the scale factors ``((h + offset) / g, (w + offset) / g)``
+    instead of to the exact size, as DINOv2 does (offset 0.1): the sample positions follow
+    from the scale factor, so the two give different embeddings.
+    """
     g = math.isqrt(tokens.shape[0])
     grid = tokens.reshape(1, g, g, -1).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+    if offset:
+        scale = ((h + offset) / g, (w + offset) / g)
+        grid = F.interpolate(grid, scale_factor=scale, mode="bicubic", align_corners=False)
+    else:
+        grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+    assert grid.shape[-2:] == (h, w), (grid.shape, h, w)
     return grid.permute(0, 2, 3, 1).reshape(h * w, -1).to(tokens.dtype)
 
 
@@ -235,8 +245,11 @@ class ViT(nn.Module):
     """DINOv2's ViT; ``forward`` gives the final-norm CLS token.
 
     ViT-S/14: width 384, 12 blocks, 6 heads; position embeddings for 518 px (37 x 37 patches),
-    resampled bicubically for other input sizes.
+    resampled bicubically for other input sizes the way DINOv2's ``interpolate_pos_encoding``
+    does (scale factor ``(n + 0.1) / 37``), so the embeddings are the published model's.
     """
+
+    INTERPOLATE_OFFSET = 0.1
 
     def __init__(self, patch=14, dim=384, depth=12, heads=6, pretrain_size=518):
         super().__init__()
@@ -250,12 +263,20 @@ class ViT(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.dim = dim
 
-    def forward(self, x):
-        h, w = x.shape[2] // self.patch, x.shape[3] // self.patch
-        x = self.patch_embed(x)
+    def position_embeddings(self, height: int, width: int) -> torch.Tensor:
+        """(1 + h*w, C) for an image of ``height`` x ``width`` pixels: the class token's and
+        its h x w patch grid's. Kept as stored only for a square image of the stored grid
+        (DINOv2's rule: a non-square image of as many patches is still resampled)."""
+        h, w = height // self.patch, width // self.patch
         pos = self.pos_embed[0]
-        if pos.shape[0] != h * w + 1:
-            pos = torch.cat([pos[:1], _resize_grid(pos[1:], h, w)], 0)
+        if pos.shape[0] == h * w + 1 and height == width:
+            return pos
+        grid = _resize_grid(pos[1:], h, w, self.INTERPOLATE_OFFSET)
+        return torch.cat([pos[:1], grid], 0)
+
+    def forward(self, x):
+        pos = self.position_embeddings(x.shape[2], x.shape[3])
+        x = self.patch_embed(x)
         x = torch.cat([self.cls_token.expand(len(x), -1, -1), x], 1) + pos.to(x.dtype)
         for blk in self.blocks:
             x = blk(x)

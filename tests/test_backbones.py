@@ -81,6 +81,53 @@ def test_architectures_have_the_published_keys_and_shapes():
     assert vit["mask_token"].shape == (1, 384)
 
 
+def _cubic_resample(a: np.ndarray, n_out: int, step: float) -> np.ndarray:
+    """Resample axis 0 of ``a`` to ``n_out`` samples at source positions (i + 0.5) * step - 0.5,
+    with the cubic convolution kernel (A = -0.75) and edge-clamped taps: bicubic written
+    out from its definition, one axis at a time."""
+    A = -0.75
+
+    def kernel(x):
+        x = abs(x)
+        if x <= 1:
+            return (A + 2) * x**3 - (A + 3) * x**2 + 1
+        return A * x**3 - 5 * A * x**2 + 8 * A * x - 4 * A if x < 2 else 0.0
+
+    out = np.zeros((n_out, *a.shape[1:]))
+    for i in range(n_out):
+        src = (i + 0.5) * step - 0.5
+        base = int(np.floor(src))
+        for tap in range(base - 1, base + 3):
+            out[i] += kernel(src - tap) * a[min(max(tap, 0), len(a) - 1)]
+    return out
+
+
+@pytest.mark.parametrize("size", [(70, 84), (98, 98), (42, 56)])
+def test_vit_position_embeddings_resample_like_dinov2(size):
+    # DINOv2 resamples its 37 x 37 grid by scale factor (n + 0.1) / 37, not to the exact size n:
+    # the sample positions are (i + 0.5) * 37 / (n + 0.1) - 0.5
+    torch.manual_seed(0)
+    vit = nets.ViT(patch=14, dim=8, depth=1, heads=2, pretrain_size=14 * 6)  # a 6 x 6 grid
+    pos = vit.pos_embed[0].detach().numpy().astype(np.float64)
+    h, w = size[0] // 14, size[1] // 14
+    grid = pos[1:].reshape(6, 6, -1)
+    ref = _cubic_resample(grid, h, 6 / (h + 0.1))
+    ref = _cubic_resample(ref.transpose(1, 0, 2), w, 6 / (w + 0.1)).transpose(1, 0, 2)
+    with torch.no_grad():
+        got = vit.position_embeddings(*size).numpy()
+    assert got.shape == (1 + h * w, 8)
+    np.testing.assert_allclose(got[0], pos[0], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(got[1:], ref.reshape(h * w, -1), rtol=0, atol=1e-5)
+
+
+def test_vit_keeps_its_stored_grid_only_for_a_square_image_of_that_grid():
+    vit = nets.ViT(patch=14, dim=8, depth=1, heads=2, pretrain_size=14 * 6)
+    with torch.no_grad():
+        assert torch.equal(vit.position_embeddings(84, 84), vit.pos_embed[0])
+        # 84 x 90 pixels is still 6 x 6 patches, but DINOv2 resamples a non-square image
+        assert not torch.equal(vit.position_embeddings(84, 90), vit.pos_embed[0])
+
+
 # ---------------------------------------------------------------- pretrained files
 
 
