@@ -19,21 +19,21 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from demos.atomic import atomic_write_bytes, atomic_write_json
+from demos.atomic import atomic_write_bytes, atomic_write_json, json_safe
 from demos.episode import LOWDIM
 from demos.errors import DemoFolderError
 from demos.folder import DemoFolder
+from demos.subgoals import Subgoals, write_subgoals
 
 from .backbones import Encoder, default_camera, episode_embeddings, fit_backbone, get_spec
 from .backbones import load_backbone as _load
 from .baselines import get_method
 from .errors import DecomposerError
 from .relabel import boundary_scores, stage_boundaries
-from .uvd import decompose, decompose_curves
+from .uvd import DEFAULT_GAMMA, DEFAULT_MIN_INTERVAL, decompose, decompose_curves
 
-SUBGOALS, PLOT = "subgoals.json", "decomposition.png"
+PLOT = "decomposition.png"
 SUMMARY = "decomposition_summary"
-DEFAULT_MIN_INTERVAL = 18  # frames, UVD's value
 EMBEDDING_METHODS = ("uvd", "changepoint")
 
 
@@ -81,7 +81,7 @@ class Summary:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["pooled"] = self.pooled
-        return _clean(d)
+        return json_safe(d)
 
     def table(self) -> str:
         """Markdown: one row per episode, then the pooled row."""
@@ -110,19 +110,6 @@ def _score_cells(s: dict | None) -> str:
     off = s["mean_offset_s"]
     off = "-" if off is None or (isinstance(off, float) and math.isnan(off)) else f"{off:+.2f}"
     return f" {s['n_true']} | {s['precision']:.2f} | {s['recall']:.2f} | {off} |"
-
-
-def _clean(x):
-    """JSON-safe: NaN -> None, numpy scalars -> Python."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def frames_from_seconds(fps: float, min_interval: int | None, min_interval_s: float | None) -> int:
@@ -166,7 +153,7 @@ def decompose_folder(
     camera: str | None = None,
     min_interval: int | None = None,
     min_interval_s: float | None = None,
-    gamma: float = 0.08,
+    gamma: float = DEFAULT_GAMMA,
     smoother: str = "rbf",
     method_args: dict[str, Any] | None = None,
     fit_args: dict[str, Any] | None = None,
@@ -253,21 +240,15 @@ def decompose_folder(
             scores = boundary_scores(subgoals, stage, fps, tolerance_s, final_within_s=tolerance_s)
         summary.episodes.append(EpisodeResult(ep, T, subgoals, scores))
         if write:
-            doc = {
-                "subgoals": subgoals,
-                "backbone": summary.backbone,
-                "weights_hash": summary.weights_hash,
-                "method": method,
-                "parameters": params,
-            }
-            atomic_write_json(folder.episode_dir(ep) / SUBGOALS, _clean(doc))
+            doc = Subgoals(subgoals, summary.backbone, summary.weights_hash, method, params)
+            write_subgoals(folder, ep, doc)
         if write and plots:
             _plot(folder, ep, e, subgoals, stage, thumbs_camera, summary, interval, gamma, smoother)
     if write:
         atomic_write_json(folder.root / f"{SUMMARY}.json", summary.to_json())
         header = (
             f"# Decomposition of {folder.root}\n\nmethod {method}, backbone {summary.backbone} "
-            f"({summary.weights_hash}), parameters {_clean(params)}\n\n"
+            f"({summary.weights_hash}), parameters {json_safe(params)}\n\n"
         )
         atomic_write_bytes(
             folder.root / f"{SUMMARY}.md", (header + summary.table() + "\n").encode()

@@ -13,19 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-
-def check_subgoals(subgoals: Sequence[int], T: int) -> np.ndarray:
-    """Strictly ascending int frames in [0, T-1] ending at T-1, or a ValueError saying why."""
-    if T < 1:
-        raise ValueError(f"T must be >= 1, got {T}")
-    s = np.asarray(subgoals)
-    if s.ndim != 1 or len(s) == 0 or not np.issubdtype(s.dtype, np.integer):
-        raise ValueError(f"subgoals must be a non-empty list of ints, got {subgoals!r}")
-    if (np.diff(s) <= 0).any():
-        raise ValueError(f"subgoals must be strictly ascending, got {s.tolist()}")
-    if s[0] < 0 or s[-1] != T - 1:
-        raise ValueError(f"subgoals must lie in [0, {T - 1}] and end at T-1={T - 1}: {s.tolist()}")
-    return s.astype(np.int64)
+from demos.subgoals import check_subgoals  # noqa: F401  (the format's own check, re-exported)
 
 
 def goal_indices(subgoals: Sequence[int], T: int) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 
 Rule = Literal["paper", "relative", "nearest"]
-DEFAULT_DELTA = {"paper": 2, "relative": 3, "nearest": 0}
+DEFAULT_DELTA = {"relative": 3, "paper": 2, "nearest": 0}
 
 
 def _matrix(x, name: str, dim: int | None = None) -> np.ndarray:

@@ -35,6 +35,10 @@ from scipy.signal import savgol_filter
 
 Curve = Callable[[np.ndarray], np.ndarray]
 
+#: UVD's decomposition defaults: 18 frames between subgoals (seconds above ``decompose``:
+#: 18 frames at robosuite's 20 fps) and the RBF bandwidth over frame indices.
+DEFAULT_MIN_INTERVAL, DEFAULT_GAMMA = 18, 0.08
+DEFAULT_MIN_INTERVAL_S = DEFAULT_MIN_INTERVAL / 20
 #: Kernel weights below this are dropped by the banded smoother (relative to the centre weight 1).
 KERNEL_EPS = 1e-16
 SAVGOL_WINDOW, SAVGOL_ORDER = 85, 2
@@ -159,8 +163,8 @@ def _previous_subgoal(e: np.ndarray, g: int, min_interval: int, sm: Smoother) ->
 def decompose(
     embeddings: np.ndarray,
     *,
-    min_interval: int = 18,
-    gamma: float = 0.08,
+    min_interval: int = DEFAULT_MIN_INTERVAL,
+    gamma: float = DEFAULT_GAMMA,
     smoother: str = "rbf",
 ) -> list[int]:
     """UVD subgoal frame indices, ascending; the last is always T-1 (frame 0 never is one).
@@ -199,8 +203,8 @@ class Decomposition:
 def decompose_curves(
     embeddings: np.ndarray,
     *,
-    min_interval: int = 18,
-    gamma: float = 0.08,
+    min_interval: int = DEFAULT_MIN_INTERVAL,
+    gamma: float = DEFAULT_GAMMA,
     smoother: str | Curve = "rbf",
 ) -> Decomposition:
     """``decompose`` computed over whole prefixes, keeping every curve and peak.

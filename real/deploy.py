@@ -16,11 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from .config import RobotSpec
+from decomposer.task import RelaySettings
+
+from .config import ConfigError, RobotSpec
 from .loop import LoopConfig, LoopReport, run_loop
 from .shield import Shield
 
 log = logging.getLogger("uvdiff.deploy")
+DEFAULT_RELAY = RelaySettings()
 
 
 def make_robot(robot_cfg: Mapping[str, Any]):
@@ -41,14 +44,15 @@ def deploy(
     policy_settings: Mapping[str, Any] | None = None,
     demo: str | os.PathLike | None = None,
     demo_episode: int = 0,
-    relay: bool = True,
+    relay: RelaySettings | None = DEFAULT_RELAY,
     out: str | os.PathLike | None = None,
     seed: int | None = 0,
 ) -> LoopReport:
-    """Run ``checkpoint`` on ``robot`` (not yet connected); close it whatever happens."""
-    from policies import Policy
+    """Run ``checkpoint`` on ``robot`` (not yet connected); close it whatever happens.
 
-    from .goals import goal_from_demo
+    A goal-conditioned policy's task is episode ``demo_episode`` of the folder ``demo``
+    (``task_goal``); ``relay`` None gives it the demo's last frame for the whole run."""
+    from policies import Policy
 
     policy = Policy.from_pretrained(checkpoint, **dict(policy_settings or {}))
     if policy.config.action_dim != spec.action.dim:
@@ -63,17 +67,7 @@ def deploy(
                 f"{checkpoint} is goal-conditioned: give demo=DEMO_DIR (the task), or "
                 "policy={guidance: 0} for the goal-free policy"
             )
-        from policies.checkpoint import load_stats, resolve
-
-        keys = policy.config.resolved_goal_keys
-        goal = goal_from_demo(
-            demo,
-            demo_episode,
-            keys,
-            relay=relay,
-            stats=load_stats(resolve(checkpoint), [k for k in keys if k in policy.config.state]),
-            decompose_missing=policy.config.goal == "uvd",
-        )
+        goal = task_goal(checkpoint, policy.config, demo, demo_episode, relay)
     shield = Shield(spec.shield, spec.action, 1.0 / loop.rate_hz)
     robot.connect()
     try:
@@ -90,6 +84,33 @@ def deploy(
     if out is not None:
         write_report(report, out)
     return report
+
+
+def task_goal(checkpoint, config, demo, episode, relay: RelaySettings | None, *,
+              stats: Mapping[str, Any] | None = None):  # fmt: skip
+    """The goal source of a deploy run (``decomposer.task``, as the evaluator's): the demo's
+    subgoals walked by ``relay`` when its episode has a ``subgoals.json`` or the policy is
+    goal=uvd (then cut here on the state scaled by ``stats``, by default the checkpoint's
+    training statistics), else its last frame."""
+    from decomposer.task import read_task_demo, state_embedder, task_goals
+    from demos import DemoFolder, DemoFolderError
+    from policies.checkpoint import load_stats, resolve
+
+    keys = config.resolved_goal_keys
+    try:
+        folder = DemoFolder(demo)
+        cams = [k for k in keys if k not in config.state]
+        if cams:
+            raise ConfigError(f"goal keys {cams} are cameras: deploy supports state goals only")
+        task = read_task_demo(folder, episode, keys)
+    except (DemoFolderError, ValueError) as e:
+        raise ConfigError(f"demo={demo}: {e}") from None
+    if relay is not None and task.subgoals is None and config.goal != "uvd":
+        relay = None  # no subgoals to walk: a final-goal policy gets the last frame
+    if stats is None:
+        stats = load_stats(resolve(checkpoint), keys)
+    embed = state_embedder(keys, stats)
+    return task_goals(task.rows, relay=relay, embed=embed, fps=task.fps, subgoals=task.subgoals)
 
 
 def write_report(report: LoopReport, out: str | os.PathLike) -> Path:

@@ -43,7 +43,7 @@ def run(cfg) -> int:
             policy_settings=OmegaConf.to_container(cfg.policy, resolve=True),
             demo=cfg.demo,
             demo_episode=int(cfg.demo_episode),
-            relay=bool(cfg.relay),
+            relay=deploy_relay(cfg, fps=rate),  # demos are recorded at the control rate
             out=cfg.out,
             seed=int(cfg.seed),
         )
@@ -52,6 +52,25 @@ def run(cfg) -> int:
         return 2
     print(report.summary())
     return report.exit_code
+
+
+def deploy_relay(cfg, *, fps: float):
+    """The relay settings, or None (``relay=none``: the demo's last frame). ``relay`` was a
+    boolean before it named a rule: true still means the default rule, false none (warned)."""
+    import warnings
+
+    from decomposer.task import RELAY_CONFIG_KEYS, relay_settings
+
+    rule = cfg.relay
+    if isinstance(rule, bool):
+        new = "relative" if rule else "none"
+        warnings.warn(f"relay={str(rule).lower()} is now relay={new} (a rule name or none)",
+                      FutureWarning, stacklevel=2)  # fmt: skip
+        rule = new
+    if rule is None or str(rule) == "none":
+        return None
+    values = {k: cfg.get(k) for k in RELAY_CONFIG_KEYS}
+    return relay_settings({**values, "relay": rule}, fps=fps)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ and sends it (``dry_run``: computes and records it, sends nothing). After a stal
 period the missed ticks are skipped (counted), never made up with a burst of commands.
 
 The inference thread feeds every observation to the policy (its history stays one entry per
-tick) and to the subgoal relay of a goal-conditioned policy (``real.goals``), and plans a chunk
+tick) and to the subgoal relay of a goal-conditioned policy (``decomposer.task``), and plans a chunk
 ``(horizon, A)`` when the planned actions are about to run out (or every tick with temporal
 ensembling). Action i of a chunk planned from tick k's observation belongs to tick ``k + i``.
 A chunk that arrives late has its past-due actions dropped (counted); when no chunk covers a
@@ -160,8 +160,7 @@ class _Inference(threading.Thread):
                         self.current_goal = self.goal(_policy_input(obs))
                         if self.goal.active != before:
                             self.switches.append(tick)
-                        relay = getattr(self.goal, "relay", None)
-                        self.goal_done = bool(relay is not None and relay.done)
+                        self.goal_done = bool(self.goal.done)
                 if not plan:
                     continue
                 tick, obs = batch[-1]
@@ -220,7 +219,7 @@ def run_loop(
 
     ``policy``: ``reset()``, ``observe(obs_dict)``, ``predict_chunk(None, goal) -> (H, A)``
     (``policies.Policy``). ``goal``: called with each planning observation, returns the goal
-    (``real.goals``). ``on_step(tick, obs, sent_action_or_None)`` after every tick.
+    (``decomposer.task``). ``on_step(tick, obs, sent_action_or_None)`` after every tick.
     """
     period = 1.0 / cfg.rate_hz
     n = int(cfg.max_steps)

@@ -3,7 +3,7 @@
 from .collect import CollectStats, collect
 from .envs import SimEnv, env_spec, make_env
 from .errors import RendererError, SimError, UnknownEnvError
-from .evaluate import EvalResult, demo_subgoals, evaluate
+from .evaluate import EvalResult, evaluate
 from .experts import EXPERTS, Expert
 from .rollout import Rollout, run_expert
 from .spec import ObsSpec
@@ -23,7 +23,6 @@ __all__ = [
     "Task",
     "UnknownEnvError",
     "collect",
-    "demo_subgoals",
     "env_spec",
     "evaluate",
     "make_env",

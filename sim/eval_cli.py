@@ -24,6 +24,10 @@ def run(cfg) -> int:
     if orders is not None and not isinstance(orders, str):
         orders = OmegaConf.to_container(orders)
     try:
+        from decomposer.task import relay_settings
+
+        from .spec import CONTROL_FPS
+
         result = evaluate(
             cfg.checkpoint,
             cfg.env,
@@ -39,18 +43,14 @@ def run(cfg) -> int:
             sampler=cfg.sampler,
             steps=None if cfg.steps is None else int(cfg.steps),
             max_steps=None if cfg.max_steps is None else int(cfg.max_steps),
-            relay=cfg.relay,
-            relay_eps=float(cfg.relay_eps),
-            relay_delta=None if cfg.relay_delta is None else int(cfg.relay_delta),
-            min_interval=int(cfg.min_interval),
-            gamma=float(cfg.gamma),
+            relay=relay_settings(cfg, fps=CONTROL_FPS),
             fast_render=bool(cfg.fast_render),
             progress=bool(cfg.progress),
             inference={
                 k: cfg[k] for k in ("n_action_steps", "temporal_ensemble", "guidance", "schedule")
             },
         )
-    except (SimError, CheckpointError) as e:
+    except (SimError, CheckpointError, ValueError) as e:
         print(f"uvdiff-eval: {e}", file=sys.stderr)
         return 2
     info_path = Path(result.out_dir, EVAL_INFO)

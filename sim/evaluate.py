@@ -7,8 +7,8 @@ policy's sampler is seeded with it, so an evaluation can be rerun or extended ex
 A goal-conditioned policy (trained with goal final, future or uvd) is told the task by a demo:
 by default the one the scripted expert makes for the same seed (the same scene, the same order),
 or episode ``i % n`` of a demo folder. goal=final/future: the demo's last observation is the
-goal. goal=uvd: the demo is cut into subgoals (``demo_subgoals``) and ``SubgoalRelay`` picks the
-subgoal to condition on at every step.
+goal. goal=uvd: the demo's subgoals, walked by a subgoal relay (``decomposer.task``, the same
+path the deploy loop takes).
 
 Each worker reports every episode it finishes; a worker that dies (killed, segfault) costs only
 the episode it was running, which is reported failed with the exit code, and a fresh worker
@@ -25,7 +25,7 @@ import os
 import queue
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +38,7 @@ from .orders import resolve_orders
 from .tasks import ENVS
 
 if TYPE_CHECKING:
-    from decomposer import SubgoalRelay
+    from decomposer.task import RelaySettings
 
 EVAL_INFO, EPISODES_LOG, REPORT_MD, REPORT_PNG, VIDEOS = (
     "eval_info.json",
@@ -48,8 +48,6 @@ EVAL_INFO, EPISODES_LOG, REPORT_MD, REPORT_PNG, VIDEOS = (
     "videos",
 )
 STRIP_FRAMES = 6  # frames of one rollout in the report's film strip
-RELAY_RULES = ("relative", "paper", "nearest")
-Embed = Callable[[Mapping[str, np.ndarray]], np.ndarray]  # {key: (T, ...)} -> (T, D)
 
 
 @dataclass
@@ -66,66 +64,6 @@ class EvalResult:
     @property
     def episodes(self) -> list[dict[str, Any]]:
         return self.info["per_episode"]
-
-
-# ------------------------------------------------------------------------------ subgoals
-def state_embedder(
-    keys: Sequence[str], stats: Mapping[str, Mapping[str, Sequence[float]]]
-) -> Embed:
-    """Embeds observations by their state ``keys``, each scaled to [-1, 1] by the training
-    min and max (so no key outweighs another), concatenated: {key: (T, d)} -> (T, D)."""
-    scale = []
-    for k in keys:
-        lo = np.asarray(stats[k]["min"], dtype=np.float64)
-        hi = np.asarray(stats[k]["max"], dtype=np.float64)
-        scale.append((k, lo, np.where(hi - lo > 1e-8, hi - lo, 1.0)))
-
-    def embed(values: Mapping[str, np.ndarray]) -> np.ndarray:
-        parts = [2 * (np.asarray(values[k], dtype=np.float64) - lo) / d - 1 for k, lo, d in scale]
-        return np.concatenate(parts, axis=-1)
-
-    return embed
-
-
-def demo_subgoals(
-    demo: Mapping[str, np.ndarray], embed: Embed, *, min_interval: int = 18, gamma: float = 0.08
-) -> tuple[list[int], np.ndarray]:
-    """UVD subgoals of a demo: (ascending frame indices ending at T-1, the (T, D) embeddings).
-
-    ``demo`` maps the goal keys to the demo's rows (T, ...); ``embed`` turns such a mapping
-    into embeddings: ``state_embedder`` for state goals, a visual backbone's ``embed`` over a
-    camera's frames for image goals."""
-    from decomposer import decompose
-
-    emb = np.asarray(embed(demo), dtype=np.float64)
-    return decompose(emb, min_interval=min_interval, gamma=gamma), emb
-
-
-def relay_task(
-    emb: np.ndarray,
-    subgoals: Sequence[int],
-    *,
-    rule: str = "relative",
-    eps: float = 0.2,
-    delta: int | None = None,
-) -> SubgoalRelay:
-    """The ``SubgoalRelay`` that walks a task demo's subgoals (``emb``: its (T, D) embeddings).
-
-    "relative" and "paper" time each subgoal against the steps the demo spent on it.
-    "nearest" tracks progress instead: the active subgoal is the one the demo was heading
-    for at its frame nearest the current observation (strictly ahead of that frame), so the
-    goal never runs ahead of a rollout slower than the demo; UVD's nearest-neighbour rule,
-    with the task demo's frames as the neighbours."""
-    from decomposer import SubgoalRelay
-    from decomposer.relabel import budgets, check_subgoals
-
-    s = check_subgoals(subgoals, len(emb))
-    if rule != "nearest":
-        return SubgoalRelay(emb[s], rule=rule, budgets=budgets(s), eps=eps, delta=delta)
-    ahead = np.minimum(np.searchsorted(s, np.arange(len(emb)), side="right"), len(s) - 1)
-    return SubgoalRelay(
-        emb[s], rule="nearest", eps=eps, train_embeddings=emb, train_goal_index=ahead
-    )
 
 
 # ------------------------------------------------------------------------------ the library call
@@ -145,11 +83,7 @@ def evaluate(
     sampler: str | None = None,
     steps: int | None = None,
     max_steps: int | None = None,
-    relay: str = "relative",
-    relay_eps: float = 0.2,
-    relay_delta: int | None = None,
-    min_interval: int = 18,
-    gamma: float = 0.08,
+    relay: RelaySettings | None = None,
     fast_render: bool = True,
     progress: bool = True,
     inference: Mapping[str, Any] | None = None,
@@ -162,9 +96,9 @@ def evaluate(
     or a list of orders, round robin; None lets each seed draw its order. ``videos``: episodes
     0..videos-1 are filmed with ``video_camera``. ``sampler`` / ``steps``, and any other
     inference setting in ``inference`` (n_action_steps, guidance, schedule, ...): overrides.
-    ``max_steps``: episode length limit (default: the task's horizon). ``relay``, ``relay_eps``,
-    ``relay_delta``, ``min_interval``, ``gamma``: the subgoal relay (``relay_task``) and the
-    decomposition for goal=uvd policies.
+    ``max_steps``: episode length limit (default: the task's horizon). ``relay``: how a goal=uvd
+    policy walks the task demo's subgoals and how the demo is cut (``decomposer.task``;
+    default ``RelaySettings()``).
     Raises SimError (or UnknownEnvError, CheckpointError) before any worker starts when the
     input cannot work.
     """
@@ -182,10 +116,6 @@ def evaluate(
         steps,
         max_steps,
         relay,
-        relay_eps,
-        relay_delta,
-        min_interval,
-        gamma,
         fast_render,
         inference,
     )
@@ -244,14 +174,13 @@ def _prepare(
     steps,
     max_steps,
     relay,
-    relay_eps,
-    relay_delta,
-    min_interval,
-    gamma,
     fast_render,
     inference=None,
 ) -> dict[str, Any]:
     """Everything that can be wrong with the input, found before a worker starts."""
+    from dataclasses import asdict
+
+    from decomposer.task import RelaySettings
     from policies.checkpoint import load_config, load_stats, resolve
 
     if env_name not in ENVS:
@@ -262,12 +191,10 @@ def _prepare(
         raise SimError(f"videos must be >= 0 and max_steps >= 1, got {videos} and {max_steps}")
     if orders is not None and env_name != "pickplace4":
         raise SimError(f"orders apply to pickplace4 only, not {env_name}")
-    if relay not in RELAY_RULES:
-        raise SimError(f"relay={relay!r}: use one of {', '.join(RELAY_RULES)}")
-    if not relay_eps > 0 or (relay_delta is not None and relay_delta < 0):
-        raise SimError(
-            f"relay_eps must be > 0 and relay_delta >= 0, got {relay_eps}, {relay_delta}"
-        )
+    if relay is None:
+        relay = RelaySettings()
+    elif not isinstance(relay, RelaySettings):
+        raise SimError(f"relay must be a decomposer.task.RelaySettings, got {relay!r}")
     orders = resolve_orders(orders)
     ckpt = resolve(checkpoint)
     cfg, _ = load_config(ckpt)
@@ -301,11 +228,7 @@ def _prepare(
         overrides=overrides,
         settings=dict(policy.settings),
         max_steps=max_steps,
-        relay=relay,
-        relay_eps=relay_eps,
-        relay_delta=relay_delta,
-        min_interval=min_interval,
-        gamma=gamma,
+        relay=asdict(relay),
         fast_render=fast_render,
     )
 
@@ -523,6 +446,7 @@ class _Runner:
     """One worker's env, policy and expert; ``episode(i, seed)`` never raises."""
 
     def __init__(self, job: dict):
+        from decomposer.task import RelaySettings, state_embedder
         from policies import Policy
 
         from .envs import make_env
@@ -549,6 +473,7 @@ class _Runner:
         self.embed = state_embedder(
             [k for k in job["goal_keys"] if k in job["goal_stats"]], job["goal_stats"]
         )
+        self.relay = RelaySettings(**job["relay"])
 
     def close(self) -> None:
         self.env.close()
@@ -568,7 +493,7 @@ class _Runner:
         job, env, policy = self.job, self.env, self.policy
         orders = job["orders"]
         options = {"order": orders[i % len(orders)]} if orders else None
-        goals, relay, demo_info = self._task(i, seed, options)
+        goal_source, demo_info = self._task(i, seed, options)
         obs, info = env.reset(seed=seed, options=options)
         policy.reset(seed=seed)
         film = i < job["videos"]
@@ -579,13 +504,11 @@ class _Runner:
             if film:
                 frames.append(env.render(job["video_camera"], job["video_size"]))
             goal = None
-            if relay is not None:
-                before = relay.active
-                if relay.update(self.embed(obs)) != before:
+            if goal_source is not None:
+                before = goal_source.active
+                goal = goal_source(obs)
+                if goal_source.active != before:
                     switches.append(env.elapsed_steps)
-                goal = goals[relay.active]
-            elif goals is not None:
-                goal = goals[0]
             obs, _, _, truncated, info = env.step(policy.act(obs, goal))
             best = max(best, info["stage"])
             if info["success"]:
@@ -600,9 +523,9 @@ class _Runner:
         )  # fmt: skip
         if demo_info:
             r["demo"] = demo_info
-        if relay is not None:
+        if goal_source is not None and goal_source.relay is not None:
             r["subgoal_switches"] = switches  # steps at which the relay moved on
-            r["subgoals_reached"] = relay.active + int(relay.done)
+            r["subgoals_reached"] = goal_source.active + int(goal_source.done)
         if film:
             frames.append(env.render(job["video_camera"], job["video_size"]))
             from demos.video import write_video
@@ -615,41 +538,33 @@ class _Runner:
         return r
 
     def _task(self, i: int, seed: int, options):
-        """The goal(s) for this episode from its task demo, the relay for goal=uvd, and what
-        the demo was (for the report)."""
+        """This episode's goal source (``decomposer.task``) from its task demo, and what the
+        demo was (for the report)."""
+        from decomposer.task import TaskDemo, read_task_demo, task_goals
+
         job = self.job
         if not self.policy.config.uses_goal:
-            return None, None, None
-        keys = job["goal_keys"]
+            return None, None
+        # an embedding goal key is given as its camera's raw frames: the policy embeds them
+        keys = [job["embedded"].get(k, k) for k in job["goal_keys"]]
         if self.expert is not None:
             from .rollout import run_expert
 
             r = run_expert(self.env, self.expert, seed, options=options, record=True)
-            demo = {**r.episode.state, **r.episode.frames}
+            values = {**r.episode.state, **r.episode.frames}
             info = {"source": "expert", "length": r.length, "success": r.success}
+            demo = TaskDemo({k: np.asarray(values[k]) for k in keys}, self.env.spec.fps, None,
+                            info)  # fmt: skip
         else:
             ep_id = self.folder.episode_ids[i % len(self.folder)]
-            ep = self.folder.read_episode(ep_id, frames=bool(job["cameras"]))
-            demo = {**ep.state, **ep.frames}
-            info = {"source": f"{job['goal_source']}:{ep_id}", "length": ep.length,
-                    "success": ep.success}  # fmt: skip
-        # an embedding goal key is given as its camera's raw frames: the policy embeds them
-        keys = [job["embedded"].get(k, k) for k in keys]
-        demo = {k: np.asarray(demo[k]) for k in keys}
-
-        def at(t: int) -> dict[str, np.ndarray]:
-            return {k: demo[k][t] for k in keys}
-
-        if job["goal"] != "uvd":
-            return [at(len(demo[keys[0]]) - 1)], None, info
-        subgoals, emb = demo_subgoals(
-            demo, self.embed, min_interval=job["min_interval"], gamma=job["gamma"]
-        )
-        relay = relay_task(
-            emb, subgoals, rule=job["relay"], eps=job["relay_eps"], delta=job["relay_delta"]
-        )
-        info["subgoals"] = [int(s) for s in subgoals]
-        return [at(s) for s in subgoals], relay, info
+            demo = read_task_demo(self.folder, ep_id, keys)
+            demo.info["source"] = f"{job['goal_source']}:{ep_id}"
+        uvd = job["goal"] == "uvd"
+        goals = task_goals(demo.rows, relay=self.relay if uvd else None, embed=self.embed,
+                           fps=demo.fps, subgoals=demo.subgoals)  # fmt: skip
+        if uvd:
+            demo.info["subgoals"] = goals.subgoals
+        return goals, demo.info
 
 
 def _order(episode_info: Mapping[str, Any]) -> list[str] | None:
@@ -691,10 +606,8 @@ def _eval_info(job, episodes, seed, workers, per_episode, wall) -> dict[str, Any
     )
     if job["goal"] == "uvd":
         info["relay"] = dict(
-            rule=job["relay"], eps=job["relay_eps"], delta=job["relay_delta"],
-            min_interval=job["min_interval"],
-            gamma=job["gamma"], embedding="normalised state: " + ", ".join(job["goal_stats"]),
-        )  # fmt: skip
+            **job["relay"], embedding="normalised state: " + ", ".join(job["goal_stats"])
+        )
     return info
 
 

@@ -54,7 +54,8 @@ class DemoSettings:
     relay: str = "relative"  # how the goal=uvd policy walks the task demo's subgoals
 
     def __post_init__(self) -> None:
-        from .evaluate import RELAY_RULES
+        from decomposer.task import RELAY_RULES
+
         from .orders import resolve_orders
 
         if self.relay not in RELAY_RULES:
@@ -241,14 +242,17 @@ def _decompose(
 def _subgoals_match(demos: Path, backbone: str) -> bool:
     """Whether every episode's subgoals.json came from ``backbone`` (another run may have
     decomposed the same cached demos with another backbone since)."""
-    from demos import DemoFolder
+    from demos import DemoFolder, DemoFolderError
+    from demos.subgoals import has_subgoals, read_subgoals
 
     folder = DemoFolder(demos)
-    for ep in folder.episode_ids:
-        path = folder.root / folder.rel(ep, "subgoals.json")
-        if not path.is_file() or json.loads(path.read_text()).get("backbone") != backbone:
-            return False
-    return True
+    try:
+        return all(
+            has_subgoals(folder, ep) and read_subgoals(folder, ep).backbone == backbone
+            for ep in folder.episode_ids
+        )
+    except DemoFolderError:  # a broken file: decompose again
+        return False
 
 
 def _train(s: DemoSettings, goal: str, demos: Path, run: Path, progress: bool) -> dict[str, Any]:
@@ -286,6 +290,8 @@ def _train(s: DemoSettings, goal: str, demos: Path, run: Path, progress: bool) -
 
 def _evaluate(s: DemoSettings, run: Path, out: Path, progress: bool) -> dict[str, Any]:
     """Seeded rollouts; goal=uvd policies follow the expert demo's subgoals with the relay."""
+    from decomposer.task import RelaySettings
+
     from .evaluate import evaluate
 
     if (rec := _cached(out)) is not None:
@@ -296,7 +302,7 @@ def _evaluate(s: DemoSettings, run: Path, out: Path, progress: bool) -> dict[str
         result = evaluate(
             run, s.task, s.eval_episodes, s.eval_seed, out_dir=tmp, workers=s.workers,
             videos=s.videos, video_camera=s.camera, orders=s.eval_orders, progress=progress,
-            relay=s.relay,
+            relay=RelaySettings(rule=s.relay),
         )  # fmt: skip
         info = result.info
         rec = {

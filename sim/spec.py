@@ -15,6 +15,10 @@ PROPRIO = {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2}
 OBS_LAYOUT = 2
 
 
+#: Every simulated task runs its controller at 20 Hz (robosuite's control_freq).
+CONTROL_FPS = 20.0
+
+
 @dataclass(frozen=True)
 class ObsSpec:
     """Observation keys and dims: state vectors (float32) and cameras (uint8 (H, W, 3)).
@@ -25,7 +29,7 @@ class ObsSpec:
     state: dict[str, int]
     cameras: dict[str, tuple[int, int]] = field(default_factory=dict)
     action_dim: int = 7
-    fps: float = 20.0
+    fps: float = CONTROL_FPS
     robot: str = "panda"
     action_kind: str = "delta_ee"
 

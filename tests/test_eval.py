@@ -17,11 +17,13 @@ import pytest
 import yaml
 
 from decomposer.relabel import budgets as relabel_budgets
+from decomposer.task import RelaySettings, demo_subgoals, relay_for, state_embedder
 from demos import DemoFolder
+from demos.subgoals import Subgoals, write_subgoals
 from policies.checkpoint import load_stats, resolve
 from policies.train import train
 from sim import Expert, SimError, UnknownEnvError, env_spec, make_env, run_expert
-from sim.evaluate import _prepare, _Runner, demo_subgoals, evaluate, relay_task, state_embedder
+from sim.evaluate import _prepare, _Runner, evaluate
 
 TINY = {
     "network": "mlp",
@@ -30,6 +32,7 @@ TINY = {
     "horizon": 8,
     "n_action_steps": 4,
 }
+CUT = dict(min_interval=18, gamma=0.08)  # the evaluator's default cut at 20 fps (0.9 s)
 KEYS = ["eef_pos", "eef_quat", "gripper_qpos", "object"]
 FAST = dict(videos=0, max_steps=20, progress=False)
 
@@ -49,7 +52,7 @@ def demos(tmp_path_factory):
             "max": np.max([e.state[k].max(0) for e in episodes], 0)}
         for k in KEYS
     }  # fmt: skip
-    cuts = [demo_subgoals(ep.state, state_embedder(KEYS, stats))[0] for ep in episodes]
+    cuts = [demo_subgoals(ep.state, state_embedder(KEYS, stats), **CUT)[0] for ep in episodes]
     seeds = sorted(range(3), key=lambda s: len(cuts[s]) < 2)
     folder = DemoFolder.create(root, env_spec("lift").dataset_info())
     for s in seeds:
@@ -239,7 +242,7 @@ def test_uvd_policy_follows_the_task_demo_subgoals_with_the_relay(uvd_ckpt, demo
     # the task demo is the expert's for this seed: the folder's episode 0, cut the same way
     demo = demos.read_episode(0, frames=False)
     stats = load_stats(uvd_ckpt, KEYS)
-    subgoals, _ = demo_subgoals(demo.state, state_embedder(KEYS, stats))
+    subgoals, _ = demo_subgoals(demo.state, state_embedder(KEYS, stats), **CUT)
     assert ep["demo"]["subgoals"] == subgoals and len(subgoals) >= 2
     assert ep["demo"]["length"] == demo.length
     # the relative rule moves on at the latest delta (3) steps past each subgoal's budget
@@ -267,26 +270,38 @@ def test_nearest_relay_follows_progress_where_the_timed_rule_runs_ahead():
     # a demo that moves along a line: frame t sits at t; subgoals at frames 10, 20, 29
     emb = np.arange(30, dtype=float)[:, None] * np.array([[1.0, 0.5]])
     subgoals = [10, 20, 29]
-    nearest = relay_task(emb, subgoals, rule="nearest")
+    nearest = relay_for(emb, subgoals, RelaySettings(rule="nearest"))
     # the goal is the subgoal strictly ahead of the nearest demo frame
     assert _walk(nearest, emb, [0, 9, 10, 15, 20, 25, 29]) == [0, 0, 1, 1, 2, 2, 2]
     # a rollout stalled at frame 5's state keeps the first goal however long it waits;
-    # the timed rule gives it up 3 steps past the demo's 10 and runs on to the next ones
+    # the timed rule gives it up 3 steps past the demo's 11 (frames 0..10) and runs on
     assert _walk(nearest, emb, [5] * 40) == [0] * 40
-    timed = _walk(relay_task(emb, subgoals, rule="relative"), emb, [5] * 40)
-    assert timed[13] == 0 and timed[14] == 1 and timed[-1] == 2
+    timed = _walk(relay_for(emb, subgoals, RelaySettings()), emb, [5] * 40)
+    assert timed[14] == 0 and timed[15] == 1 and timed[-1] == 2
     # a wider slack (relay_delta) waits longer before giving a subgoal up
-    wide = _walk(relay_task(emb, subgoals, rule="relative", delta=8), emb, [5] * 40)
-    assert wide[18] == 0 and wide[19] == 1
+    wide = _walk(relay_for(emb, subgoals, RelaySettings(delta=8)), emb, [5] * 40)
+    assert wide[19] == 0 and wide[20] == 1
     # it never moves back: a rollout that falls back to an earlier state keeps its goal
     assert _walk(nearest, emb, [25, 3])[-1] == 2
-    with pytest.raises(ValueError, match="end at T-1"):
-        relay_task(emb, [10, 20], rule="nearest")
+    with pytest.raises(ValueError, match="end at the last frame 29"):
+        relay_for(emb, [10, 20], RelaySettings(rule="nearest"))
+
+
+def test_a_demo_folder_task_uses_its_subgoals_file(uvd_ckpt, demos, tmp_path):
+    # the evaluator reads a folder's subgoals.json as the deploy loop does (decomposer.task),
+    # here a cut UVD would not make: two evenly spaced subgoals
+    folder = DemoFolder(shutil.copytree(demos.root, tmp_path / "demos"))
+    T = folder.read_episode(0, frames=False).length
+    write_subgoals(folder, 0, Subgoals([T // 2, T - 1], method="equal"))
+    res = evaluate(uvd_ckpt, "lift", 1, seed=demos.seeds[0], out_dir=tmp_path / "e", videos=0,
+                   max_steps=10, progress=False, workers=0, goal_source=str(folder.root))  # fmt: skip
+    assert res.episodes[0]["demo"]["subgoals"] == [T // 2, T - 1]
 
 
 def test_uvd_policy_with_the_nearest_relay(uvd_ckpt, demos, tmp_path):
     kw = dict(videos=0, max_steps=40, progress=False, workers=0, seed=demos.seeds[0])
-    res = evaluate(uvd_ckpt, "lift", 1, out_dir=tmp_path / "n", relay="nearest", **kw)
+    nearest = RelaySettings(rule="nearest")
+    res = evaluate(uvd_ckpt, "lift", 1, out_dir=tmp_path / "n", relay=nearest, **kw)
     (ep,) = res.episodes
     assert ep["error"] is None and res.info["relay"]["rule"] == "nearest"
     assert 0 <= ep["subgoals_reached"] <= len(ep["demo"]["subgoals"])
@@ -295,21 +310,23 @@ def test_uvd_policy_with_the_nearest_relay(uvd_ckpt, demos, tmp_path):
     job = _prepare(
         checkpoint=uvd_ckpt, env_name="lift", episodes=1, workers=0, goal_source="expert",
         orders=None, videos=0, video_camera="agentview", video_size=(128, 128), sampler=None,
-        steps=None, max_steps=40, relay="nearest", relay_eps=0.2, relay_delta=None,
-        min_interval=18, gamma=0.08, fast_render=True,
+        steps=None, max_steps=40, relay=nearest, fast_render=True,
     )  # fmt: skip
     runner = _Runner(job)
     try:
-        goals, relay, info = runner._task(0, kw["seed"], None)
+        goals, info = runner._task(0, kw["seed"], None)
     finally:
         runner.close()
+    relay = goals.relay
     assert relay.rule == "nearest" and len(relay.train) == info["length"]
-    assert info["subgoals"] == ep["demo"]["subgoals"] and len(goals) >= 2
+    assert info["subgoals"] == ep["demo"]["subgoals"] and len(goals.goals) >= 2
     assert relay.update(relay.train[info["subgoals"][0]]) == 1
-    with pytest.raises(SimError, match="relay=.nope.: use one of relative, paper, nearest"):
-        evaluate(uvd_ckpt, "lift", 1, out_dir=tmp_path / "x", relay="nope", **kw)
-    with pytest.raises(SimError, match="relay_delta >= 0, got 0.2, -1"):
-        evaluate(uvd_ckpt, "lift", 1, out_dir=tmp_path / "x", relay_delta=-1, **kw)
+    with pytest.raises(ValueError, match="rule=.nope.: use one of relative, paper, nearest"):
+        RelaySettings(rule="nope")
+    with pytest.raises(ValueError, match="delta must be an int >= 0 steps, got -1"):
+        RelaySettings(delta=-1)
+    with pytest.raises(SimError, match="relay must be a decomposer.task.RelaySettings"):
+        evaluate(uvd_ckpt, "lift", 1, out_dir=tmp_path / "x", relay="nearest", **kw)
 
 
 def test_the_command_writes_eval_info_with_its_config(final_ckpt, tmp_path):

@@ -12,7 +12,7 @@ from demos.errors import DemoFolderError
 from demos.synthetic import make_folder
 from policies import Policy
 from policies.checkpoint import CheckpointError
-from policies.goals import first_subgoal_at_or_after, uvd_goal_indices
+from policies.goals import uvd_goal_indices
 from policies.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -140,8 +140,11 @@ def test_uvd_goals_come_from_subgoals_json(demo, tmp_path):
         (demo.episode_dir(ep) / "subgoals.json").write_text(json.dumps(doc))
     with pytest.raises(DemoFolderError, match=r"000001/subgoals.json: .*strictly ascending"):
         uvd_goal_indices(demo)
+    # a file written before the key was settled ("frame_indices") still reads
     for ep, T in lengths.items():
         doc = {"backbone": "test", "subgoals": [10, 20, T - 1]}
+        if ep == "000001":
+            doc = {"frame_indices": doc.pop("subgoals")}
         (demo.episode_dir(ep) / "subgoals.json").write_text(json.dumps(doc))
     try:
         goals = uvd_goal_indices(demo)
@@ -153,10 +156,6 @@ def test_uvd_goals_come_from_subgoals_json(demo, tmp_path):
     finally:
         for ep in lengths:
             (demo.episode_dir(ep) / "subgoals.json").unlink()
-
-
-def testfirst_subgoal_at_or_after():
-    np.testing.assert_array_equal(first_subgoal_at_or_after([2, 5], 8), [2, 2, 2, 5, 5, 5, 7, 7])
 
 
 def test_sigma_data_auto_is_the_normalised_action_std(demo, tmp_path):

@@ -11,7 +11,9 @@ import time
 import numpy as np
 import pytest
 
+from decomposer.task import FixedGoal, RelayGoal, RelaySettings, state_embedder
 from real.config import ActionSpec, ShieldSpec
+from real.deploy import DEFAULT_RELAY
 from real.loop import LoopConfig, run_loop
 from real.robot import Observation, Robot
 from real.shield import Shield
@@ -380,14 +382,27 @@ class GoalPlanner(TracePlanner):
         return np.zeros((4, 7))
 
 
-def test_subgoal_relay_follows_the_demo(tmp_path):
-    from real.goals import FixedGoal, RelayGoal, goal_from_demo
+def demo_goal(folder, keys, relay=DEFAULT_RELAY, goal="final", stats=None):
+    """What ``uvdiff-deploy`` builds for a policy with these goal keys and goal mode."""
+    from types import SimpleNamespace
 
+    from rosrig.policy import SIM_STATE
+
+    from real.deploy import task_goal
+
+    config = SimpleNamespace(resolved_goal_keys=keys, state=SIM_STATE, goal=goal)
+    return task_goal(None, config, folder.root, 0, relay, stats=stats or {})
+
+
+def test_subgoal_relay_follows_the_demo(tmp_path):
     folder, state = demo_with_subgoals(tmp_path / "demo")
     keys = ["eef_pos", "object"]
-    goal = goal_from_demo(folder.root, 0, keys)
+    goal = demo_goal(folder, keys)
     assert isinstance(goal, RelayGoal) and len(goal.goals) == 3
-    assert isinstance(goal_from_demo(folder.root, 0, keys, relay=False), FixedGoal)
+    assert isinstance(demo_goal(folder, keys, relay=None), FixedGoal)
+    # every relay rule deploys, nearest included (it follows the demo's frames)
+    nearest = demo_goal(folder, keys, RelaySettings(rule="nearest"))
+    assert nearest.relay.rule == "nearest" and len(nearest.relay.train) == len(state["eef_pos"])
     planner = GoalPlanner()
     shield = Shield(ShieldSpec(), ActionSpec("delta_ee", 7, gripper=(6,)), 1 / RATE)
     report = run_loop(
@@ -441,21 +456,17 @@ def test_goal_conditioned_deploy_needs_a_demo(tmp_path, capsys, one_torch_thread
 
 
 def test_relay_embedding_scales_keys_and_uvd_decomposes_without_subgoals(tmp_path):
-    from real.goals import RelayGoal, goal_from_demo, state_embedding
-
     stats = {"eef_pos": {"min": [0, 0, 0], "max": [4, 1, 1]}}
-    emb = state_embedding(["eef_pos", "object"], stats)
+    emb = state_embedder(["eef_pos", "object"], stats)
     v = emb({"eef_pos": np.array([2.0, 1.0, 0.0]), "object": np.arange(10.0)})
     np.testing.assert_allclose(v[:3], [0, 1, -1])  # scaled to [-1, 1]
     np.testing.assert_allclose(v[3:], np.arange(10.0))  # no stats: as it is
     # a demo without subgoals.json: UVD runs on it for a goal=uvd policy, else the last frame
     folder, state = demo_with_subgoals(tmp_path / "demo", T=120)
     (folder.episode_dir(0) / "subgoals.json").unlink()
-    fixed = goal_from_demo(folder.root, 0, ["eef_pos"])
+    fixed = demo_goal(folder, ["eef_pos"])
     np.testing.assert_allclose(fixed({})["eef_pos"], state["eef_pos"][-1])
-    relay = goal_from_demo(
-        folder.root, 0, ["eef_pos"], stats=stats, decompose_missing=True, min_interval=10
-    )
+    relay = demo_goal(folder, ["eef_pos"], RelaySettings(min_interval_s=0.5), "uvd", stats)
     assert isinstance(relay, RelayGoal) and len(relay.goals) == 2
     np.testing.assert_allclose(relay.goals[0]["eef_pos"][0], 1.0, atol=0.02)  # the turn
     np.testing.assert_allclose(relay.goals[-1]["eef_pos"], state["eef_pos"][-1])
