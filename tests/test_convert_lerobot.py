@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from demos import DatasetInfo, DemoFolder, DemoFolderError, Episode, validate, write_video
-from demos.convert import lerobot
 from demos.convert.cli import main as convert_main
 from demos.convert.lerobot import export_lerobot, import_lerobot
+from demos.convert.lerobot import read as lerobot_read
 from demos.video import read_video_pts
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lerobot_v3_panda"
@@ -74,7 +74,7 @@ def test_import_decodes_each_shared_video_once(tmp_path, monkeypatch):
         calls.append(Path(path).name)
         return read_video_pts(path)
 
-    monkeypatch.setattr(lerobot, "read_video_pts", counting)
+    monkeypatch.setattr(lerobot_read, "read_video_pts", counting)
     import_lerobot(FIXTURE, tmp_path / "out", progress=False)
     assert calls == ["file-000.mp4"]
 
