@@ -50,7 +50,8 @@ def stream(n: int, size: int = 224, seed: int = 0, marks: dict | None = None):
 def one(name: str, frames: int, chunk: int, workdir: Path) -> dict:
     import torch
 
-    from decomposer.backbones import fit_backbone, load_backbone, random_weights
+    from decomposer.fitting import fit_backbone
+    from decomposer.weights import load_backbone, random_weights
     from demos.synthetic import make_folder
 
     if name in OFFLINE:

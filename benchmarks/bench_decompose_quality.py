@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import peak_prominences
 
-from decomposer.backbones import episode_embeddings
 from decomposer.baselines import get_method
+from decomposer.embed_cache import episode_embeddings
 from decomposer.pipeline import prepare_encoder
 from decomposer.relabel import boundary_scores
 from decomposer.uvd import decompose, get_smoother, strict_peaks

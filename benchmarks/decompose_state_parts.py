@@ -23,7 +23,7 @@ import itertools
 
 import numpy as np
 
-from decomposer.backbones import state_rows
+from decomposer.fitting import state_rows
 from decomposer.relabel import boundary_scores
 from decomposer.uvd import decompose
 from demos import DemoFolder

@@ -1,11 +1,12 @@
 """UVD: subgoals from demo videos (embedding backbones, decomposition, relabelling, relay)."""
 
-from .backbones import BACKBONES, load_backbone
 from .baselines import METHODS, get_method
 from .errors import DecomposerError
+from .registry import BACKBONES
 from .relabel import boundary_scores, goal_indices
 from .relay import SubgoalRelay
 from .uvd import decompose
+from .weights import load_backbone
 
 __all__ = [
     "BACKBONES",

@@ -25,12 +25,15 @@ from demos.errors import DemoFolderError
 from demos.folder import DemoFolder
 from demos.subgoals import Subgoals, write_subgoals
 
-from .backbones import Encoder, default_camera, episode_embeddings, fit_backbone, get_spec
-from .backbones import load_backbone as _load
 from .baselines import get_method
+from .embed_cache import episode_embeddings
+from .encoder import Encoder
 from .errors import DecomposerError
+from .fitting import default_camera, fit_backbone
+from .registry import get_spec
 from .relabel import boundary_scores, stage_boundaries
 from .uvd import DEFAULT_GAMMA, DEFAULT_MIN_INTERVAL, decompose, decompose_curves
+from .weights import load_backbone as _load
 
 PLOT = "decomposition.png"
 SUMMARY = "decomposition_summary"
@@ -166,7 +169,7 @@ def decompose_folder(
     """Decompose every episode of the demo folder ``data``; returns (and writes) the summary.
 
     ``method``: "uvd" or a baseline of ``decomposer.METHODS``; uvd and changepoint need a
-    ``backbone`` (``decomposer.backbones.BACKBONES``), the others ignore it. ``method_args``
+    ``backbone`` (``decomposer.registry.BACKBONES``), the others ignore it. ``method_args``
     go to a baseline (e.g. ``{"n_subgoals": 4}`` for equal). Raises ``DecomposerError`` or
     ``demos.DemoFolderError``, naming the file and field at fault.
     """

@@ -59,8 +59,9 @@ def folder_embeddings(
     """
     from tqdm.auto import tqdm
 
-    from decomposer.backbones import embeddings_dir, episode_embeddings, get_spec
+    from decomposer.embed_cache import embeddings_dir, episode_embeddings
     from decomposer.pipeline import prepare_encoder
+    from decomposer.registry import get_spec
 
     spec = get_spec(backbone)  # DecomposerError naming an unknown backbone
     if spec.inputs != "frames":
@@ -109,8 +110,8 @@ def load_embedder(
 
     Raises ``CheckpointError`` naming the file or the hash that does not fit.
     """
-    from decomposer.backbones import load_backbone
     from decomposer.errors import DecomposerError
+    from decomposer.weights import load_backbone
 
     from .checkpoint import CheckpointError
 

@@ -119,7 +119,7 @@ def train(
     ``sigma_data: auto`` sets it to the std of the normalised actions. ``goal``: final, future
     (hindsight), uvd (each episode's ``subgoals.json``) or none. ``state_keys`` (None: all) and
     ``cameras`` pick the inputs. ``embeddings``: cameras seen through the frozen decomposer
-    ``backbone`` (``decomposer.backbones.BACKBONES``; ``backbone_weights`` a file, else the cache,
+    ``backbone`` (``decomposer.registry.BACKBONES``; ``backbone_weights`` a file, else the cache,
     or for pixels / vip_local a fit on this folder), input key ``<camera>_emb`` (its goal: the
     embedding at the goal frame), read memory-mapped from the decomposer's embedding cache.
     The folder is validated before the model is built, so a broken

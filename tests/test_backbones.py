@@ -11,14 +11,10 @@ import pytest
 import torch
 
 from decomposer import BACKBONES, DecomposerError, load_backbone, nets
-from decomposer.backbones import (
-    embeddings_dir,
-    episode_embeddings,
-    file_hash,
-    fit_backbone,
-    pack_state_dict,
-    release_freed_memory,
-)
+from decomposer.embed_cache import embeddings_dir, episode_embeddings
+from decomposer.encoder import release_freed_memory
+from decomposer.fitting import fit_backbone
+from decomposer.weights import file_hash, pack_state_dict
 from demos.synthetic import make_folder
 
 PRETRAINED = ["resnet18", "resnet50", "dinov2_vits14", "clip_rn50", "r3m", "vip", "liv"]

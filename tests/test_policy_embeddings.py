@@ -10,8 +10,10 @@ import yaml
 from hydra import compose, initialize_config_module
 from safetensors.torch import load_file
 
-from decomposer.backbones import embeddings_dir, episode_embeddings, fit_backbone, load_backbone
+from decomposer.embed_cache import embeddings_dir, episode_embeddings
 from decomposer.errors import DecomposerError
+from decomposer.fitting import fit_backbone
+from decomposer.weights import load_backbone
 from demos.errors import DemoFolderError
 from demos.synthetic import make_folder
 from demos.windows import WindowDataset

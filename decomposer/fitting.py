@@ -1,0 +1,228 @@
+"""Offline backbones (``pixels``, ``state``, ``vip_local``): fitted on a demo folder.
+
+Why a module of its own: fitting reads the demo folder and trains (PCA, standardisation, a
+small conv net with the VIP objective), which the pretrained backbones never need.
+``fit_backbone`` saves a safetensors file in ``DEMO_DIR/cache/backbones/``, named by a
+fingerprint of the inputs and parameters, so a second run reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from demos.cache import fingerprint
+from demos.episode import LOWDIM
+from demos.errors import DemoFolderError
+from demos.folder import DemoFolder
+from demos.video import resize_center_crop
+
+from . import nets
+from .errors import DecomposerError
+from .registry import BACKBONES, get_spec
+from .weights import _save_offline
+
+
+def default_camera(folder: DemoFolder, camera: str | None = None) -> str:
+    cams = list(folder.info.cameras)
+    if camera is None:
+        if not cams:
+            raise DecomposerError("dataset.json: the folder has no cameras; use backbone=state")
+        return cams[0]
+    if camera not in cams:
+        raise DecomposerError(f"dataset.json: no camera {camera!r} (cameras: {cams})")
+    return camera
+
+
+def _sample_frames(folder: DemoFolder, camera: str, size: int, max_frames: int) -> list[np.ndarray]:
+    """Per episode, its frames at size x size (uint8), every k-th so all fit in max_frames."""
+    lengths = [len(folder.read_lowdim(ep, check=False)["action"]) for ep in folder.episode_ids]
+    step = max(1, int(np.ceil(sum(lengths) / max_frames)))
+    out = []
+    for ep in folder.episode_ids:
+        frames = [
+            resize_center_crop(f, (size, size))
+            for i, f in enumerate(folder.iter_frames(ep, camera))
+            if i % step == 0
+        ]
+        if frames:
+            out.append(np.stack(frames))
+    if not out:
+        raise DecomposerError(f"{folder.root}: no episodes with frames of {camera!r}")
+    return out
+
+
+def fit_pixels(
+    folder: DemoFolder, camera: str, out: Path, *, components: int = 32, max_frames: int = 5000
+) -> Path:
+    spec = BACKBONES["pixels"]
+    videos = _sample_frames(folder, camera, spec.size, max_frames)
+    x = np.concatenate(videos).reshape(-1, spec.size, spec.size, 3)
+    x = torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(255.0).flatten(1)
+    mean = x.mean(0)
+    k = max(1, min(components, len(x) - 1, x.shape[1]))
+    torch.manual_seed(0)  # randomised SVD: O(N * pixels * k), not the full O(N * pixels^2)
+    _, _, v = torch.svd_lowrank(x - mean, q=min(k + 8, *x.shape), niter=4)
+    info = {"camera": camera, "components": k, "frames": len(x)}
+    return _save_offline(out, "pixels", {"mean": mean, "components": v[:, :k].T}, info)
+
+
+def state_rows(folder: DemoFolder, episode: str, keys: list[str] | None = None) -> np.ndarray:
+    a = folder.read_lowdim(episode)
+    keys = list(folder.info.state) if keys is None else keys
+    missing = [k for k in keys if k not in a]
+    if missing:
+        raise DemoFolderError(f"state keys {missing} are missing", folder.rel(episode, LOWDIM))
+    return np.concatenate([np.asarray(a[k], np.float32).reshape(len(a[k]), -1) for k in keys], 1)
+
+
+def fit_state(folder: DemoFolder, camera: str | None, out: Path) -> Path:
+    keys = list(folder.info.state)
+    if not keys:
+        raise DecomposerError("dataset.json: no state keys to embed; use an image backbone")
+    x = np.concatenate([state_rows(folder, ep, keys) for ep in folder.episode_ids])
+    mean, std = x.mean(0), x.std(0)
+    std = np.where(std > 1e-6, std, 1.0)  # a constant dim stays 0 rather than blowing up
+    info = {"keys": keys, "rows": len(x)}
+    return _save_offline(
+        out, "state", {"mean": torch.from_numpy(mean), "std": torch.from_numpy(std)}, info
+    )
+
+
+def vip_loss(net: nn.Module, o0, og, ot, ot1, gamma: float = 0.98) -> torch.Tensor:
+    """The VIP objective (Ma et al. 2023) with value V(o; g) = -||phi(o) - phi(g)|| and
+    reward -1 until the goal: keep starts near in value to their goal ((1-gamma) term) while
+    every step (o_t -> o_t+1) must bring the distance to the goal down, weighted by a
+    log-mean-exp so that the steps that break this most count most."""
+    n = len(o0)
+    e = net(torch.cat([o0, og, ot, ot1]))
+    e0, eg, et, et1 = e[:n], e[n : 2 * n], e[2 * n : 3 * n], e[3 * n :]
+    v0 = -torch.linalg.vector_norm(e0 - eg, dim=1)
+    vt = -torch.linalg.vector_norm(et - eg, dim=1)
+    vt1 = -torch.linalg.vector_norm(et1 - eg, dim=1)
+    r = -1.0
+    return (1 - gamma) * (-v0).mean() + torch.logsumexp(-(r + gamma * vt1 - vt), 0) - np.log(n)
+
+
+def fit_vip_local(
+    folder: DemoFolder,
+    camera: str,
+    out: Path,
+    *,
+    steps: int = 300,
+    batch: int = 32,
+    dim: int = 32,
+    width: int = 16,
+    size: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+    max_frames: int = 20000,
+    threads: int | None = 1,
+) -> Path:
+    """Train ``nets.SmallConv`` with ``vip_loss`` on the folder's videos (CPU: seconds).
+
+    Each sample: an episode, a start s and goal g > s in it, and a step t -> t+1 in [s, g).
+    ``threads``: torch CPU threads while training (1: a net this small runs fastest on one
+    core, and a shared machine stays responsive); None leaves torch's setting.
+    """
+    videos = [v for v in _sample_frames(folder, camera, size, max_frames) if len(v) >= 2]
+    if not videos:
+        raise DecomposerError(f"{folder.root}: vip_local needs episodes of >= 2 frames")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        net, losses = _train_vip(videos, steps, batch, dim, width, lr, seed)
+    finally:
+        torch.set_num_threads(before)
+    info = {
+        "camera": camera,
+        "dim": dim,
+        "width": width,
+        "size": size,
+        "steps": steps,
+        "seed": seed,
+        "loss_first": losses[0] if losses else None,
+        "loss_last": float(np.mean(losses[-20:])) if losses else None,
+    }
+    return _save_offline(out, "vip_local", net.state_dict(), info)
+
+
+def _train_vip(videos, steps, batch, dim, width, lr, seed) -> tuple[nn.Module, list[float]]:
+    spec = BACKBONES["vip_local"]
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    net = nets.SmallConv(dim, width)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    mean = torch.tensor(spec.norm[0]).view(1, 3, 1, 1)
+    std = torch.tensor(spec.norm[1]).view(1, 3, 1, 1)
+
+    def prep(frames: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
+        return (x - mean) / std
+
+    losses = []
+    for _ in range(steps):
+        idx = rng.integers(len(videos), size=batch)
+        picks = []
+        for i in idx:
+            T = len(videos[i])
+            s = rng.integers(0, T - 1)
+            g = rng.integers(s + 1, T)
+            t = rng.integers(s, g)
+            picks.append((videos[i][s], videos[i][g], videos[i][t], videos[i][t + 1]))
+        o0, og, ot, ot1 = (prep(np.stack(p)) for p in zip(*picks, strict=True))
+        loss = vip_loss(net, o0, og, ot, ot1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return net, losses
+
+
+FITTERS: dict[str, Callable[..., Path]] = {
+    "pixels": fit_pixels,
+    "state": fit_state,
+    "vip_local": fit_vip_local,
+}
+
+
+def fit_backbone(
+    name: str, folder: DemoFolder | str | os.PathLike, camera: str | None = None, **params
+) -> Path:
+    """Fit an offline backbone on ``folder`` (or reuse the fit made from the same files and
+    parameters): the path of its safetensors file in ``DEMO_DIR/cache/backbones/``."""
+    spec = get_spec(name)
+    if not spec.offline:
+        raise DecomposerError(f"backbone {name} is pretrained: nothing to fit")
+    folder = folder if isinstance(folder, DemoFolder) else DemoFolder(folder)
+    if spec.inputs == "state":
+        camera = None
+        sources = [folder.episode_dir(ep) / LOWDIM for ep in folder.episode_ids]
+    else:
+        camera = default_camera(folder, camera)
+        sources = [folder.video_path(ep, camera) for ep in folder.episode_ids]
+    if not sources:
+        raise DecomposerError(f"{folder.root}: no episodes to fit backbone {name} on")
+    fit = FITTERS[name]
+    try:  # the key holds every parameter, defaults included: new defaults mean a new fit
+        bound = inspect.signature(fit).bind(folder, camera, None, **params)
+    except TypeError as e:
+        raise DecomposerError(f"fit_args for backbone {name}: {e}") from None
+    bound.apply_defaults()
+    resolved = {k: v for k, v in bound.arguments.items() if k not in ("folder", "camera", "out")}
+    key = fingerprint(sources) + json.dumps(resolved, sort_keys=True, default=str)
+    tag = hashlib.sha1(key.encode()).hexdigest()[:16]
+    out = folder.root / "cache" / "backbones" / f"{name}-{camera or 'state'}-{tag}.safetensors"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return fit(folder, camera, out, **params)
