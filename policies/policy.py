@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .checkpoint import EMA, MODEL, CheckpointError, load_config, load_stats, load_weights, resolve
+from .chunks import Chunk, plan_due, scheduled_action
 from .config import INFERENCE_FIELDS, PolicyConfig
 from .embeddings import embedding_key
 from .model import BesoModel
@@ -31,16 +32,6 @@ from .samplers import get_sampler
 from .schedules import SCHEDULES
 
 Observation = Mapping[str, Any]
-
-
-def ensemble(chunks: Iterable[tuple[int, np.ndarray]], t: int, m: float) -> np.ndarray:
-    """ACT's temporal ensembling: the chunks' predictions for step t, weights exp(-m i).
-
-    ``chunks``: (first step, (horizon, A) plan), oldest first; i = 0 is the oldest prediction.
-    """
-    preds = [c[t - s] for s, c in chunks if 0 <= t - s < len(c)]
-    w = np.exp(-m * np.arange(len(preds)))
-    return (np.tensordot(w, np.stack(preds), 1) / w.sum()).astype(np.float32)
 
 
 class PolicyInputError(ValueError):
@@ -151,8 +142,7 @@ class Policy:
     def reset(self, seed: int | None = None) -> None:
         """Start an episode: forget history, queued actions and the last goal."""
         self._history: deque[list] = deque(maxlen=self.config.n_obs)  # [inputs, features]
-        self._queue: deque[np.ndarray] = deque()
-        self._chunks: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.horizon)
+        self._chunks: deque[Chunk] = deque(maxlen=self.config.horizon)  # newest last
         self._t = 0
         self._goal_cache: tuple[dict[str, np.ndarray], torch.Tensor] | None = None
         if seed is not None:
@@ -165,12 +155,11 @@ class Policy:
         self.observe(obs)
         t, self._t = self._t, self._t + 1
         m = self.settings["temporal_ensemble"]
-        if m is not None:
-            self._chunks.append((t, self._plan(goal)))
-            return ensemble(self._chunks, t, m)
-        if not self._queue:
-            self._queue.extend(self._plan(goal)[: self.settings["n_action_steps"]])
-        return self._queue.popleft()
+        newest = self._chunks[-1] if self._chunks else None
+        if plan_due(newest, t, self.settings["n_action_steps"], m is not None):
+            self._chunks.append(Chunk(t, self._plan(goal)))
+        action, _ = scheduled_action(self._chunks, t, m)
+        return action if m is None else action.astype(np.float32)
 
     @torch.inference_mode()
     def predict_chunk(

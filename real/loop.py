@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from policies.chunks import plan_due, scheduled_action
+
 from .robot import EStopped
 from .shield import Shield
 
@@ -228,7 +230,6 @@ def run_loop(
     if m is None:  # the policy's own setting (checkpoint or configure()), if any
         m = getattr(policy, "settings", {}).get("temporal_ensemble")
     ensemble = m is not None
-    weights = None if m is None else np.exp(-m * np.arange(256))
     # preallocated: the hot path only writes into these
     t_obs, t_send, age = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     actions = None
@@ -274,9 +275,7 @@ def run_loop(
             # the action planned for tick k; ask for a plan once the newest chunk runs short
             chunks = list(worker.chunks)  # a snapshot: the worker appends concurrently
             newest = chunks[-1] if chunks else None
-            want = newest is None or k - newest.tick >= n_exec
-            worker.submit(k, view, want)
-            action, src = None, None
+            worker.submit(k, view, plan_due(newest, k, n_exec, False))
             if newest is not None and newest.n > chunks_seen:
                 # actions of new chunks whose tick passed before they arrived (index 0, the
                 # observation's own tick, is never executable and not counted)
@@ -284,15 +283,8 @@ def run_loop(
                     if c.n > chunks_seen:
                         dropped += max(0, min(k, c.tick + len(c.actions)) - c.tick - 1)
                 chunks_seen = newest.n
-            if ensemble:
-                preds = [(c, k - c.tick) for c in chunks if 0 < k - c.tick < len(c.actions)]
-                if preds:
-                    w = weights[: len(preds)]
-                    stacked = np.stack([c.actions[i] for c, i in preds])
-                    action = np.tensordot(w, stacked, 1) / w.sum()
-                    src = preds[-1][0]
-            elif newest is not None and 0 < k - newest.tick < len(newest.actions):
-                action, src = newest.actions[k - newest.tick], newest
+            # index 0 of a chunk is its observation's own tick, passed by the time it arrives
+            action, src = scheduled_action(chunks, k, m, first=1)
             if action is None:
                 held += 1
             out = shield(action, obs)

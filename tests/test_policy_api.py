@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from demos.synthetic import make_folder
 from policies import CheckpointError, Policy, PolicyInputError
-from policies.policy import ensemble
+from policies.chunks import Chunk, plan_due, scheduled_action
 from policies.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -109,16 +109,34 @@ def test_goal_free_policy_needs_no_goal(ckpt):
 
 
 def test_temporal_ensemble(ckpt):
-    chunks = [(0, np.full((3, 1), 1.0)), (1, np.full((3, 1), 2.0)), (2, np.full((3, 1), 4.0))]
-    assert ensemble(chunks, 2, 0.0) == pytest.approx((1 + 2 + 4) / 3)
+    chunks = [Chunk(t, np.full((3, 1), v)) for t, v in ((0, 1.0), (1, 2.0), (2, 4.0))]
+
+    def ensemble(k, m, first=0):
+        return scheduled_action(chunks, k, m, first)[0]
+
+    assert ensemble(2, 0.0) == pytest.approx((1 + 2 + 4) / 3)
     w = np.exp(-0.5 * np.arange(3))
-    assert ensemble(chunks, 2, 0.5) == pytest.approx((w @ [1, 2, 4]) / w.sum())
-    assert ensemble(chunks, 3, 0.0) == pytest.approx(3.0)  # the t=0 chunk has ended
+    assert ensemble(2, 0.5) == pytest.approx((w @ [1, 2, 4]) / w.sum())
+    assert ensemble(3, 0.0) == pytest.approx(3.0)  # the t=0 chunk has ended
+    # in real time a chunk's own tick has passed: index 0 never runs
+    assert ensemble(2, 0.0, first=1) == pytest.approx((1 + 2) / 2)
+    assert scheduled_action(chunks, 2, 0.0)[1] is chunks[-1]  # the newest that contributed
     policy = Policy.from_pretrained(ckpt, temporal_ensemble=0.01)
     calls = Counter(policy)
     for _ in range(3):
         assert policy.act(OBS, OBS).shape == (4,)
     assert len(calls.net) == 9  # a plan every step
+
+
+def test_plain_chunking_schedule():
+    chunk = Chunk(10, np.arange(4.0)[:, None])
+    # the newest chunk's action for each tick; a new one once n_action_steps have run
+    assert [scheduled_action([chunk], k, None)[0] for k in (10, 13)] == [[0.0], [3.0]]
+    assert scheduled_action([chunk], 14, None) == (None, None)
+    assert scheduled_action([chunk], 10, None, first=1) == (None, None)
+    assert not plan_due(chunk, 12, 3, False) and plan_due(chunk, 13, 3, False)
+    assert plan_due(chunk, 14, 8, False)  # more steps asked than the chunk has: all of it
+    assert plan_due(None, 0, 3, False) and plan_due(chunk, 10, 3, True)
 
 
 @pytest.mark.parametrize(
