@@ -3,19 +3,18 @@
 Episode i uses seed ``seed + i`` (and, for pickplace4, ``orders[i % len(orders)]``), whichever
 worker runs it, so a folder can be rebuilt or extended deterministically. Only successful
 episodes are written; every attempt is counted in the returned stats. Each worker writes its
-own episodes straight into the folder (writes are atomic), so a worker that crashes loses
-only the episode it was running; the others go on.
+own episodes straight into the folder (writes are atomic); the workers are ``sim.pool``'s, so
+one that crashes loses only the episode it was running, and a fresh one goes on.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import queue
 import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from demos import DemoFolder
@@ -25,6 +24,7 @@ from .errors import SimError, UnknownEnvError
 from .experts import EXPERTS
 from .orders import resolve_orders
 from .perturb import Perturbation
+from .pool import run_episodes
 
 
 @dataclass
@@ -94,44 +94,30 @@ def collect(
     job = dict(
         env_name=env_name,
         out=str(out),
+        seed=seed,
         cameras=tuple(cameras),
         image_size=tuple(image_size),
         fast_render=fast_render,
         orders=orders,
         perturbation=perturbation,
     )
-    workers = min(workers, episodes)
-    ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited GL or MuJoCo state
-    results = ctx.Queue()
-    slices = {w: list(range(w, episodes, workers)) for w in range(workers)}
-    procs = {
-        w: ctx.Process(target=_worker, args=(job, seed, w, idx, results), daemon=True)
-        for w, idx in slices.items()
-    }
     stats = CollectStats(env=env_name, out=str(out))
-    done: dict[int, set[int]] = {w: set() for w in procs}
     lengths: list[int] = []
     t0 = time.perf_counter()
     bar = _progress(episodes, env_name, progress)
-    for p in procs.values():
-        p.start()
+
+    def record(r: dict[str, Any]) -> None:
+        _count(stats, r["seed"], r["success"], r["length"], r["episode_id"], r["error"],
+               lengths, bar)  # fmt: skip
+
+    def failed(i: int, why: str, wall: float) -> dict[str, Any]:
+        if why.startswith("worker process"):
+            why = f"{why} (before this episode finished)"
+        return dict(index=i, seed=seed + i, success=False, length=0, episode_id=None, error=why)
+
     try:
-        while any(len(done[w]) < len(slices[w]) for w in procs):
-            try:
-                msg = results.get(timeout=1.0)
-            except queue.Empty:
-                _reap(procs, slices, done, stats, seed, bar)
-                continue
-            w, i, ok, length, episode_id, error = msg
-            if i in done[w]:
-                continue
-            done[w].add(i)
-            _count(stats, seed + i, ok, length, episode_id, error, lengths, bar)
+        run_episodes(partial(_Collector, job), range(episodes), workers, record, failed)
     finally:
-        for p in procs.values():
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
         bar.close()
     stats.written.sort()
     stats.mean_length = sum(lengths) / len(lengths) if lengths else 0.0
@@ -152,63 +138,46 @@ def _count(stats, seed, ok, length, episode_id, error, lengths, bar) -> None:
     bar.update(1)
 
 
-def _reap(procs, slices, done, stats, seed, bar) -> None:
-    """A worker that died without reporting (killed, segfault): its open episodes failed.
-    Called when no message came for a second, so whatever it sent has arrived."""
-    for w, p in procs.items():
-        if p.is_alive() or p.exitcode is None:
-            continue
-        missing = [i for i in slices[w] if i not in done[w]]
-        if not missing:
-            continue
-        why = f"worker process exited with code {p.exitcode} before this episode finished"
-        for i in missing:
-            done[w].add(i)
-            _count(stats, seed + i, False, 0, None, why, [], bar)
-
-
 def _progress(total: int, env_name: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=f"collect {env_name}", unit="ep", disable=not enabled)
 
 
-def _worker(job: dict, seed: int, w: int, indices: list[int], results) -> None:
-    """Runs episodes ``indices`` and reports each one: (worker, i, success, length, id, error).
+class _Collector:
+    """One worker's env, expert and folder; ``episode(i)`` runs seed ``seed + i`` and writes
+    the episode when the expert succeeds. Never raises: an error is the episode's result."""
 
-    Stops early when the collector that started it has died (SIGKILL leaves daemon workers
-    running): an orphan would go on adding episodes to a folder, or to a new one made at the
-    same path by the next run."""
-    from .envs import make_env
-    from .experts import Expert
-    from .rollout import run_expert
+    def __init__(self, job: dict):
+        from .envs import make_env
+        from .experts import Expert
 
-    parent = os.getppid()
-
-    try:
-        env = make_env(
+        self.job = job
+        self.env = make_env(
             job["env_name"],
             cameras=job["cameras"],
             image_size=job["image_size"],
             fast_render=job["fast_render"],
         )
-        folder = DemoFolder(job["out"])
-        expert = Expert(job["env_name"])
-    except Exception as e:  # the env cannot start here: every episode of this slice fails
-        error = f"worker could not start: {type(e).__name__}: {e}"
-        for i in indices:
-            results.put((w, i, False, 0, None, error))
-        return
-    orders = job["orders"]
-    for i in indices:
-        if os.getppid() != parent:
-            break
+        self.folder = DemoFolder(job["out"])
+        self.expert = Expert(job["env_name"])
+
+    def episode(self, i: int) -> dict[str, Any]:
+        from .rollout import run_expert
+
+        job, seed = self.job, self.job["seed"] + i
+        r = dict(index=i, seed=seed, success=False, length=0, episode_id=None, error=None)
         try:
+            orders = job["orders"]
             options = {"order": orders[i % len(orders)]} if orders else None
-            r = run_expert(env, expert, seed + i, options=options, perturbation=job["perturbation"])
-            episode_id = folder.add_episode(r.episode) if r.success else None
-            results.put((w, i, r.success, r.length, episode_id, None))
+            run = run_expert(self.env, self.expert, seed, options=options,
+                             perturbation=job["perturbation"])  # fmt: skip
+            r.update(success=run.success, length=run.length)
+            if run.success:
+                r["episode_id"] = self.folder.add_episode(run.episode)
         except Exception as e:
-            tb = traceback.format_exc(limit=3)
-            results.put((w, i, False, 0, None, f"{type(e).__name__}: {e}\n{tb}"))
-    env.close()
+            r["error"] = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+        return r
+
+    def close(self) -> None:
+        self.env.close()

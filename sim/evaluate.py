@@ -10,44 +10,35 @@ or episode ``i % n`` of a demo folder. goal=final/future: the demo's last observ
 goal. goal=uvd: the demo's subgoals, walked by a subgoal relay (``decomposer.task``, the same
 path the deploy loop takes).
 
-Each worker reports every episode it finishes; a worker that dies (killed, segfault) costs only
-the episode it was running, which is reported failed with the exit code, and a fresh worker
-takes over the rest. Writes ``eval_info.json``, ``episodes.jsonl`` (one line per episode as
-they finish), ``videos/episode_XXX.mp4`` for the first episodes, and ``report.md`` with
-``report.png``.
+Episodes run in worker processes (``sim.pool``): a worker that dies costs only the episode it
+was running. The rollout is ``sim.eval_episode``, the report ``sim.eval_report``. Writes
+``eval_info.json``, ``episodes.jsonl`` (one line per episode as they finish),
+``videos/episode_XXX.mp4`` for the first episodes, and ``report.md`` with ``report.png``.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
-import queue
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .errors import SimError, UnknownEnvError
+from .eval_episode import VIDEOS, EpisodeRunner, failed_episode, worker_runner
+from .eval_report import REPORT_MD, REPORT_PNG, eval_info, write_report
 from .orders import resolve_orders
+from .pool import run_episodes
 from .tasks import ENVS
 
 if TYPE_CHECKING:
     from decomposer.task import RelaySettings
 
-EVAL_INFO, EPISODES_LOG, REPORT_MD, REPORT_PNG, VIDEOS = (
-    "eval_info.json",
-    "episodes.jsonl",
-    "report.md",
-    "report.png",
-    "videos",
-)
-STRIP_FRAMES = 6  # frames of one rollout in the report's film strip
+EVAL_INFO, EPISODES_LOG = "eval_info.json", "episodes.jsonl"
+__all__ = ["EVAL_INFO", "EPISODES_LOG", "REPORT_MD", "REPORT_PNG", "EvalResult", "evaluate"]
 
 
 @dataclass
@@ -136,16 +127,11 @@ def evaluate(
         bar.set_postfix(success=f"{n_ok}/{len(results)}", refresh=False)
         bar.update(1)
 
+    job["seed"] = seed
+    make_runner = partial(worker_runner if workers else EpisodeRunner, job)
     try:
-        if workers == 0:
-            runner = _Runner(job)
-            try:
-                for i in range(episodes):
-                    record(runner.episode(i, seed))
-            finally:
-                runner.close()
-        else:
-            _run_pool(job, episodes, seed, min(workers, episodes), record)
+        run_episodes(make_runner, range(episodes), workers, record,
+                     partial(_failed_with_seed, seed))  # fmt: skip
     finally:
         bar.close()
     wall = time.perf_counter() - t0
@@ -153,10 +139,20 @@ def evaluate(
     strip = next((r.get("strip") for r in per_episode if r.get("strip") is not None), None)
     for r in per_episode:
         r.pop("strip", None)
-    info = _eval_info(job, episodes, seed, workers, per_episode, wall)
+    info = eval_info(job, episodes, seed, workers, per_episode, wall)
     (out_dir / EVAL_INFO).write_text(json.dumps(info, indent=2) + "\n")
     write_report(info, out_dir, strip)
     return EvalResult(out_dir, info)
+
+
+def _failed_with_seed(seed: int, i: int, why: str, wall: float) -> dict[str, Any]:
+    return failed_episode(i, seed, why, wall)
+
+
+def _progress(total: int, env_name: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"eval {env_name}", unit="ep", disable=not enabled)
 
 
 # ------------------------------------------------------------------------------ checks up front
@@ -321,389 +317,3 @@ def _check_goal_folder(path: str, goal_keys: Sequence[str], cfg) -> None:
         if list(info.cameras[c]) != list(cfg.cameras[c]):
             raise SimError(f"goal demo folder {path}: camera {c} is {info.cameras[c]}, the policy "
                            f"sees {cfg.cameras[c]}")  # fmt: skip
-
-
-# ------------------------------------------------------------------------------ workers
-def _run_pool(job, episodes: int, seed: int, workers: int, record) -> None:
-    """Episodes from a shared queue; a dead worker's episode fails and a new worker goes on."""
-    ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited GL, MuJoCo or torch state
-    tasks, results = ctx.Queue(), ctx.Queue()
-    for i in range(episodes):
-        tasks.put(i)
-    for _ in range(workers):
-        tasks.put(None)
-    procs: dict[int, Any] = {}
-    running: dict[int, tuple[int, float]] = {}  # worker -> (episode, start time)
-    fatal: dict[int, str] = {}
-    done: set[int] = set()
-    seen_dead: set[int] = set()
-    next_id = 0
-
-    def start() -> None:
-        nonlocal next_id
-        p = ctx.Process(target=_worker, args=(job, seed, next_id, tasks, results), daemon=True)
-        p.start()
-        procs[next_id] = p
-        next_id += 1
-
-    for _ in range(workers):
-        start()
-    last_reap = time.monotonic()
-    try:
-        while len(done) < episodes:
-            try:
-                msg = results.get(timeout=1.0)
-            except queue.Empty:
-                msg = None
-            if msg is None or time.monotonic() - last_reap > 5.0:
-                _reap(procs, running, fatal, done, episodes, seed, tasks, record, start,
-                      seen_dead, quiet=msg is None)  # fmt: skip
-                last_reap = time.monotonic()
-            if msg is None:
-                continue
-            kind, w = msg[0], msg[1]
-            if kind == "start":
-                running[w] = (msg[2], time.perf_counter())
-            elif kind == "done":
-                running.pop(w, None)
-                if msg[2]["index"] not in done:
-                    done.add(msg[2]["index"])
-                    record(msg[2])
-            elif kind == "fatal":
-                fatal[w] = msg[2]
-    finally:
-        for p in procs.values():
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
-
-
-def _reap(procs, running, fatal, done, episodes, seed, tasks, record, start, seen_dead, *,
-          quiet: bool) -> None:  # fmt: skip
-    """Account for dead workers. A dead worker's last messages have all been read when the
-    queue was ``quiet`` (no message for a second), or, while messages keep coming, by the
-    next call after its death was first seen (5 s later)."""
-    dead = [w for w, p in procs.items() if not p.is_alive() and p.exitcode is not None]
-    if not quiet:
-        dead, fresh = [w for w in dead if w in seen_dead], [w for w in dead if w not in seen_dead]
-        seen_dead.update(fresh)
-    for w in dead:
-        p = procs.pop(w)
-        if w in running:  # died inside an episode: that episode fails, a new worker goes on
-            i, t0 = running.pop(w)
-            if i not in done:
-                done.add(i)
-                why = f"worker process {p.pid} exited with code {p.exitcode} during this episode"
-                record(_failed(i, seed, why, time.perf_counter() - t0))
-            start()
-    if procs or len(done) >= episodes:
-        return
-    # every worker is gone and episodes are left: workers that could not start say why
-    why = next(iter(fatal.values()), "every worker process exited")
-    while True:
-        try:
-            i = tasks.get_nowait()
-        except queue.Empty:
-            break
-        if i is not None and i not in done:
-            done.add(i)
-            record(_failed(i, seed, why, 0.0))
-    for i in range(episodes):  # anything still unaccounted for
-        if i not in done:
-            done.add(i)
-            record(_failed(i, seed, why, 0.0))
-
-
-def _failed(i: int, seed: int, error: str, wall: float) -> dict[str, Any]:
-    return dict(
-        index=i, seed=seed + i, success=False, length=0, stages=0, task=None, order=None,
-        error=error, wall_s=round(wall, 3), worker=None,
-    )  # fmt: skip
-
-
-def _worker(job: dict, seed: int, w: int, tasks, results) -> None:
-    """Takes episode indices from ``tasks`` until a None; reports start, done or fatal.
-    Stops early when the evaluation that started it has died (the tasks were queued ahead)."""
-    import torch
-
-    parent = os.getppid()
-
-    torch.set_num_threads(1)  # workers share the cores; one intra-op thread each is fastest
-    try:
-        runner = _Runner(job)
-    except Exception as e:  # nothing can run here: say why once, leave the episodes to others
-        results.put(("fatal", w, f"worker could not start: {type(e).__name__}: {e}"))
-        return
-    try:
-        while os.getppid() == parent and (i := tasks.get()) is not None:
-            results.put(("start", w, i))
-            results.put(("done", w, runner.episode(i, seed)))
-    finally:
-        runner.close()
-
-
-class _Runner:
-    """One worker's env, policy and expert; ``episode(i, seed)`` never raises."""
-
-    def __init__(self, job: dict):
-        from decomposer.task import RelaySettings, state_embedder
-        from policies import Policy
-
-        from .envs import make_env
-
-        self.job = job
-        self.policy = Policy.from_pretrained(job["checkpoint"], **job["overrides"])
-        self.env = make_env(
-            job["env_name"],
-            cameras=job["cameras"],
-            image_size=tuple(job["image_size"]),
-            fast_render=job["fast_render"],
-        )
-        self.expert = None
-        self.folder = None
-        if self.policy.config.uses_goal:
-            if job["goal_source"] == "expert":
-                from .experts import Expert
-
-                self.expert = Expert(job["env_name"])
-            else:
-                from demos import DemoFolder
-
-                self.folder = DemoFolder(job["goal_source"])
-        self.embed = state_embedder(
-            [k for k in job["goal_keys"] if k in job["goal_stats"]], job["goal_stats"]
-        )
-        self.relay = RelaySettings(**job["relay"])
-
-    def close(self) -> None:
-        self.env.close()
-
-    def episode(self, i: int, seed: int) -> dict[str, Any]:
-        t0 = time.perf_counter()
-        try:
-            r = self._episode(i, seed + i)
-        except Exception as e:
-            tb = traceback.format_exc(limit=4)
-            r = _failed(i, seed, f"{type(e).__name__}: {e}\n{tb}", 0.0)
-        r["wall_s"] = round(time.perf_counter() - t0, 3)
-        r["worker"] = os.getpid()
-        return r
-
-    def _episode(self, i: int, seed: int) -> dict[str, Any]:
-        job, env, policy = self.job, self.env, self.policy
-        orders = job["orders"]
-        options = {"order": orders[i % len(orders)]} if orders else None
-        goal_source, demo_info = self._task(i, seed, options)
-        obs, info = env.reset(seed=seed, options=options)
-        policy.reset(seed=seed)
-        film = i < job["videos"]
-        frames: list[np.ndarray] = []
-        best, success, switches = info["stage"], False, []
-        limit = job["max_steps"] or env.horizon
-        for _ in range(limit):
-            if film:
-                frames.append(env.render(job["video_camera"], job["video_size"]))
-            goal = None
-            if goal_source is not None:
-                before = goal_source.active
-                goal = goal_source(obs)
-                if goal_source.active != before:
-                    switches.append(env.elapsed_steps)
-            obs, _, _, truncated, info = env.step(policy.act(obs, goal))
-            best = max(best, info["stage"])
-            if info["success"]:
-                success = True
-                break
-            if truncated:
-                break
-        r = dict(
-            index=i, seed=seed, success=success, length=env.elapsed_steps, stages=int(best),
-            task=env.episode_info["task"], order=_order(env.episode_info), error=None,
-            final_eef_pos=[round(float(x), 6) for x in obs["eef_pos"]],
-        )  # fmt: skip
-        if demo_info:
-            r["demo"] = demo_info
-        if goal_source is not None and goal_source.relay is not None:
-            r["subgoal_switches"] = switches  # steps at which the relay moved on
-            r["subgoals_reached"] = goal_source.active + int(goal_source.done)
-        if film:
-            frames.append(env.render(job["video_camera"], job["video_size"]))
-            from demos.video import write_video
-
-            path = Path(job["out_dir"], VIDEOS, f"episode_{i:03d}.mp4")
-            write_video(path, frames, fps=env.spec.fps)
-            r["video"] = str(Path(VIDEOS, path.name))
-            picks = np.linspace(0, len(frames) - 1, STRIP_FRAMES).round().astype(int)
-            r["strip"] = [frames[j] for j in picks]
-        return r
-
-    def _task(self, i: int, seed: int, options):
-        """This episode's goal source (``decomposer.task``) from its task demo, and what the
-        demo was (for the report)."""
-        from decomposer.task import TaskDemo, read_task_demo, task_goals
-
-        job = self.job
-        if not self.policy.config.uses_goal:
-            return None, None
-        # an embedding goal key is given as its camera's raw frames: the policy embeds them
-        keys = [job["embedded"].get(k, k) for k in job["goal_keys"]]
-        if self.expert is not None:
-            from .rollout import run_expert
-
-            r = run_expert(self.env, self.expert, seed, options=options, record=True)
-            values = {**r.episode.state, **r.episode.frames}
-            info = {"source": "expert", "length": r.length, "success": r.success}
-            demo = TaskDemo({k: np.asarray(values[k]) for k in keys}, self.env.spec.fps, None,
-                            info)  # fmt: skip
-        else:
-            ep_id = self.folder.episode_ids[i % len(self.folder)]
-            demo = read_task_demo(self.folder, ep_id, keys)
-            demo.info["source"] = f"{job['goal_source']}:{ep_id}"
-        uvd = job["goal"] == "uvd"
-        goals = task_goals(demo.rows, relay=self.relay if uvd else None, embed=self.embed,
-                           fps=demo.fps, subgoals=demo.subgoals)  # fmt: skip
-        if uvd:
-            demo.info["subgoals"] = goals.subgoals
-        return goals, demo.info
-
-
-def _order(episode_info: Mapping[str, Any]) -> list[str] | None:
-    order = episode_info.get("order")
-    return None if order is None else [str(o) for o in order]
-
-
-def _progress(total: int, env_name: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=f"eval {env_name}", unit="ep", disable=not enabled)
-
-
-# ------------------------------------------------------------------------------ outputs
-def _eval_info(job, episodes, seed, workers, per_episode, wall) -> dict[str, Any]:
-    n_stages = len(ENVS[job["env_name"]].stage_names)
-    ok = [bool(r["success"]) for r in per_episode]
-    info: dict[str, Any] = dict(
-        checkpoint=job["checkpoint"],
-        env=job["env_name"],
-        episodes=episodes,
-        seed=seed,
-        workers=workers,
-        pc_success=100.0 * sum(ok) / episodes,
-        n_success=sum(ok),
-        mean_stages=float(np.mean([r["stages"] for r in per_episode])),
-        stage_names=list(ENVS[job["env_name"]].stage_names),
-        n_stages=n_stages - 1,  # stage ids run 0..n-1; the last means done
-        n_errors=sum(r["error"] is not None for r in per_episode),
-        goal=job["goal"],
-        goal_source=job["goal_source"] if job["goal"] != "none" else None,
-        sampler=job["settings"]["sampler"],
-        steps=job["settings"]["steps"],
-        settings=job["settings"],
-        max_steps=job["max_steps"],
-        wall_s=round(wall, 2),
-        date=datetime.now(UTC).isoformat(timespec="seconds"),
-        per_episode=per_episode,
-    )
-    if job["goal"] == "uvd":
-        info["relay"] = dict(
-            **job["relay"], embedding="normalised state: " + ", ".join(job["goal_stats"])
-        )
-    return info
-
-
-def success_by_order(per_episode: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
-    """order "a,b,c,d" -> (successes, episodes), for episodes that have an order."""
-    out: dict[str, tuple[int, int]] = {}
-    for r in per_episode:
-        if r.get("order"):
-            key = ",".join(r["order"])
-            s, n = out.get(key, (0, 0))
-            out[key] = (s + bool(r["success"]), n + 1)
-    return dict(sorted(out.items()))
-
-
-def write_report(info: Mapping[str, Any], out_dir: Path, strip: list[np.ndarray] | None) -> None:
-    """report.png (success by order or by seed, stage histogram, film strip) and report.md."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    eps = info["per_episode"]
-    by_order = success_by_order(eps)
-    fig = plt.figure(figsize=(11, 8.5), layout="constrained")
-    top, strip_row = fig.subfigures(2, 1, height_ratios=[1.4, 1])
-    ax_goal, ax_stage = top.subplots(1, 2)
-    if by_order:
-        names = list(by_order)
-        rates = [100 * s / n for s, n in by_order.values()]
-        ax_goal.barh(range(len(names)), rates, color="tab:blue")
-        ax_goal.set_yticks(range(len(names)), [f"{k} ({n})" for k, (_, n) in by_order.items()],
-                           fontsize=6)  # fmt: skip
-        ax_goal.set_xlim(0, 100)
-        ax_goal.set_xlabel("success (%)")
-        ax_goal.set_title("success by task order (episodes)")
-    else:
-        colours = ["tab:green" if r["success"] else "tab:red" for r in eps]
-        ax_goal.bar([r["seed"] for r in eps], [1] * len(eps), color=colours, width=1.0)
-        ax_goal.set_yticks([])
-        ax_goal.set_xlabel("seed (green: success, red: failure)")
-        ax_goal.set_title(f"success {info['pc_success']:.1f}% of {info['episodes']} episodes")
-    n_stages = info["n_stages"]
-    counts = np.bincount([r["stages"] for r in eps], minlength=n_stages + 1)
-    ax_stage.bar(range(n_stages + 1), counts, color="tab:orange")
-    ax_stage.set_xticks(range(n_stages + 1), info["stage_names"][: n_stages + 1], rotation=30,
-                        fontsize=7)  # fmt: skip
-    ax_stage.set_ylabel("episodes")
-    ax_stage.set_title(f"furthest stage reached (mean {info['mean_stages']:.2f} of {n_stages})")
-    axes = strip_row.subplots(1, STRIP_FRAMES)
-    for j, ax in enumerate(np.atleast_1d(axes)):
-        ax.axis("off")
-        if strip is not None:
-            ax.imshow(strip[j])
-    first = next((r for r in eps if r.get("video")), None)
-    strip_row.suptitle(
-        f"episode {first['index']} (seed {first['seed']}, "
-        f"{'success' if first['success'] else 'failure'}, {first['length']} steps)"
-        if first and strip is not None
-        else "no rollout filmed (videos=0)",
-        fontsize=10,
-    )
-    fig.suptitle(f"{info['env']}: {Path(info['checkpoint']).name}, goal={info['goal']}")
-    fig.savefig(out_dir / REPORT_PNG, dpi=90)
-    plt.close(fig)
-    (out_dir / REPORT_MD).write_text(_report_md(info, by_order))
-
-
-def _report_md(info: Mapping[str, Any], by_order: Mapping[str, tuple[int, int]]) -> str:
-    eps = info["per_episode"]
-    lines = [
-        f"# Evaluation of {info['checkpoint']} on {info['env']}",
-        "",
-        f"- success: **{info['pc_success']:.1f}%** ({info['n_success']}/{info['episodes']}), "
-        f"seeds {info['seed']}..{info['seed'] + info['episodes'] - 1}",
-        f"- mean stages completed: {info['mean_stages']:.2f} of {info['n_stages']} "
-        f"({', '.join(info['stage_names'])})",
-        f"- goal: {info['goal']}"
-        + (f" from {info['goal_source']} demos" if info["goal_source"] else ""),
-        f"- sampler {info['sampler']}, {info['steps']} steps; "
-        f"{info['workers']} workers, {info['wall_s']:.0f} s; {info['date']}",
-    ]
-    if info["n_errors"]:
-        lines.append(f"- **{info['n_errors']} episodes ended in an error** (see below)")
-    lines += ["", f"![report]({REPORT_PNG})", ""]
-    if by_order:
-        lines += ["| order | success |", "|---|---|"]
-        lines += [f"| {k} | {s}/{n} |" for k, (s, n) in by_order.items()]
-        lines.append("")
-    videos = [r for r in eps if r.get("video")]
-    if videos:
-        lines.append("Videos: " + ", ".join(f"[{r['index']}]({r['video']})" for r in videos))
-        lines.append("")
-    errors = [r for r in eps if r["error"]]
-    if errors:
-        lines.append("Errors:")
-        lines += [f"- episode {r['index']} (seed {r['seed']}): "
-                  f"{r['error'].splitlines()[0]}" for r in errors]  # fmt: skip
-        lines.append("")
-    return "\n".join(lines)

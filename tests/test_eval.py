@@ -23,7 +23,8 @@ from demos.subgoals import Subgoals, write_subgoals
 from policies.checkpoint import load_stats, resolve
 from policies.train import train
 from sim import Expert, SimError, UnknownEnvError, env_spec, make_env, run_expert
-from sim.evaluate import _prepare, _Runner, evaluate
+from sim.eval_episode import EpisodeRunner
+from sim.evaluate import _prepare, evaluate
 
 TINY = {
     "network": "mlp",
@@ -293,8 +294,8 @@ def test_a_demo_folder_task_uses_its_subgoals_file(uvd_ckpt, demos, tmp_path):
     folder = DemoFolder(shutil.copytree(demos.root, tmp_path / "demos"))
     T = folder.read_episode(0, frames=False).length
     write_subgoals(folder, 0, Subgoals([T // 2, T - 1], method="equal"))
-    res = evaluate(uvd_ckpt, "lift", 1, seed=demos.seeds[0], out_dir=tmp_path / "e", videos=0,
-                   max_steps=10, progress=False, workers=0, goal_source=str(folder.root))  # fmt: skip
+    kw = dict(videos=0, max_steps=10, progress=False, workers=0, goal_source=str(folder.root))
+    res = evaluate(uvd_ckpt, "lift", 1, seed=demos.seeds[0], out_dir=tmp_path / "e", **kw)
     assert res.episodes[0]["demo"]["subgoals"] == [T // 2, T - 1]
 
 
@@ -312,7 +313,7 @@ def test_uvd_policy_with_the_nearest_relay(uvd_ckpt, demos, tmp_path):
         orders=None, videos=0, video_camera="agentview", video_size=(128, 128), sampler=None,
         steps=None, max_steps=40, relay=nearest, fast_render=True,
     )  # fmt: skip
-    runner = _Runner(job)
+    runner = EpisodeRunner({**job, "seed": kw["seed"]})
     try:
         goals, info = runner._task(0, kw["seed"], None)
     finally:

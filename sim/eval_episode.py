@@ -1,0 +1,169 @@
+"""One evaluation episode in simulation: a worker's env, policy and task demos, and the rollout.
+
+``EpisodeRunner(job).episode(i)`` rolls out episode i with seed ``job["seed"] + i``: the env
+is reset with that seed, the policy's sampler seeded with it, and a goal-conditioned policy
+is told the task by the scripted expert's demo for that seed or by a demo folder's episode
+(``decomposer.task``). It never raises: an error ends the episode with its reason.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .eval_report import STRIP_FRAMES
+
+VIDEOS = "videos"
+
+
+def failed_episode(i: int, seed: int, error: str, wall: float) -> dict[str, Any]:
+    """The record of episode i (seed ``seed + i``) that could not run, and why."""
+    return dict(
+        index=i, seed=seed + i, success=False, length=0, stages=0, task=None, order=None,
+        error=error, wall_s=round(wall, 3), worker=None,
+    )  # fmt: skip
+
+
+class EpisodeRunner:
+    """One worker's env, policy and expert; ``episode(i)`` never raises."""
+
+    def __init__(self, job: dict):
+        from decomposer.task import RelaySettings, state_embedder
+        from policies import Policy
+
+        from .envs import make_env
+
+        self.job = job
+        self.policy = Policy.from_pretrained(job["checkpoint"], **job["overrides"])
+        self.env = make_env(
+            job["env_name"],
+            cameras=job["cameras"],
+            image_size=tuple(job["image_size"]),
+            fast_render=job["fast_render"],
+        )
+        self.expert = None
+        self.folder = None
+        if self.policy.config.uses_goal:
+            if job["goal_source"] == "expert":
+                from .experts import Expert
+
+                self.expert = Expert(job["env_name"])
+            else:
+                from demos import DemoFolder
+
+                self.folder = DemoFolder(job["goal_source"])
+        self.embed = state_embedder(
+            [k for k in job["goal_keys"] if k in job["goal_stats"]], job["goal_stats"]
+        )
+        self.relay = RelaySettings(**job["relay"])
+
+    def close(self) -> None:
+        self.env.close()
+
+    def episode(self, i: int) -> dict[str, Any]:
+        t0, seed = time.perf_counter(), self.job["seed"]
+        try:
+            r = self._episode(i, seed + i)
+        except Exception as e:
+            tb = traceback.format_exc(limit=4)
+            r = failed_episode(i, seed, f"{type(e).__name__}: {e}\n{tb}", 0.0)
+        r["wall_s"] = round(time.perf_counter() - t0, 3)
+        r["worker"] = os.getpid()
+        return r
+
+    def _episode(self, i: int, seed: int) -> dict[str, Any]:
+        job, env, policy = self.job, self.env, self.policy
+        orders = job["orders"]
+        options = {"order": orders[i % len(orders)]} if orders else None
+        goal_source, demo_info = self._task(i, seed, options)
+        obs, info = env.reset(seed=seed, options=options)
+        policy.reset(seed=seed)
+        film = i < job["videos"]
+        frames: list[np.ndarray] = []
+        best, success, switches = info["stage"], False, []
+        limit = job["max_steps"] or env.horizon
+        for _ in range(limit):
+            if film:
+                frames.append(env.render(job["video_camera"], job["video_size"]))
+            goal = None
+            if goal_source is not None:
+                before = goal_source.active
+                goal = goal_source(obs)
+                if goal_source.active != before:
+                    switches.append(env.elapsed_steps)
+            obs, _, _, truncated, info = env.step(policy.act(obs, goal))
+            best = max(best, info["stage"])
+            if info["success"]:
+                success = True
+                break
+            if truncated:
+                break
+        r = dict(
+            index=i, seed=seed, success=success, length=env.elapsed_steps, stages=int(best),
+            task=env.episode_info["task"], order=_order(env.episode_info), error=None,
+            final_eef_pos=[round(float(x), 6) for x in obs["eef_pos"]],
+        )  # fmt: skip
+        if demo_info:
+            r["demo"] = demo_info
+        if goal_source is not None and goal_source.relay is not None:
+            r["subgoal_switches"] = switches  # steps at which the relay moved on
+            r["subgoals_reached"] = goal_source.active + int(goal_source.done)
+        if film:
+            frames.append(env.render(job["video_camera"], job["video_size"]))
+            from demos.video import write_video
+
+            path = Path(job["out_dir"], VIDEOS, f"episode_{i:03d}.mp4")
+            write_video(path, frames, fps=env.spec.fps)
+            r["video"] = str(Path(VIDEOS, path.name))
+            picks = np.linspace(0, len(frames) - 1, STRIP_FRAMES).round().astype(int)
+            r["strip"] = [frames[j] for j in picks]
+        return r
+
+    def _task(self, i: int, seed: int, options):
+        """This episode's goal source (``decomposer.task``) from its task demo, and what the
+        demo was (for the report)."""
+        from decomposer.task import TaskDemo, read_task_demo, task_goals
+
+        job = self.job
+        if not self.policy.config.uses_goal:
+            return None, None
+        # an embedding goal key is given as its camera's raw frames: the policy embeds them
+        keys = [job["embedded"].get(k, k) for k in job["goal_keys"]]
+        if self.expert is not None:
+            from .rollout import run_expert
+
+            r = run_expert(self.env, self.expert, seed, options=options, record=True)
+            values = {**r.episode.state, **r.episode.frames}
+            info = {"source": "expert", "length": r.length, "success": r.success}
+            demo = TaskDemo({k: np.asarray(values[k]) for k in keys}, self.env.spec.fps, None,
+                            info)  # fmt: skip
+        else:
+            ep_id = self.folder.episode_ids[i % len(self.folder)]
+            demo = read_task_demo(self.folder, ep_id, keys)
+            demo.info["source"] = f"{job['goal_source']}:{ep_id}"
+        uvd = job["goal"] == "uvd"
+        goals = task_goals(demo.rows, relay=self.relay if uvd else None, embed=self.embed,
+                           fps=demo.fps, subgoals=demo.subgoals)  # fmt: skip
+        if uvd:
+            demo.info["subgoals"] = goals.subgoals
+        return goals, demo.info
+
+
+def _order(episode_info: Mapping[str, Any]) -> list[str] | None:
+    order = episode_info.get("order")
+    return None if order is None else [str(o) for o in order]
+
+
+def worker_runner(job: dict) -> EpisodeRunner:
+    """The runner of a worker process: workers share the cores, and one intra-op torch thread
+    each is fastest."""
+    import torch
+
+    torch.set_num_threads(1)
+    return EpisodeRunner(job)
