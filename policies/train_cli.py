@@ -15,24 +15,29 @@ def train_from_config(cfg: Any) -> TrainResult:
     """Map the resolved hydra config onto ``train``'s arguments (also used by the tests)."""
     from omegaconf import OmegaConf
 
+    from configs.command import renamed_setting
+
     c = OmegaConf.to_container(cfg, resolve=True)
     c.pop("hydra", None)
     data, out_dir, policy = c.pop("data"), c.pop("out_dir"), c.pop("policy")
+    c["steps"] = renamed_setting(c, "steps", "train_steps", "uvdiff-train")
+    c.pop("train_steps")
     return train(data, out_dir, policy=policy, **c)
 
 
+def run(cfg: Any) -> int:
+    result = train_from_config(cfg)
+    print(
+        f"trained {result.steps} steps, loss {result.loss:.4f}, "
+        f"{result.samples_per_s:.0f} samples/s; checkpoint: {result.checkpoint}"
+    )
+    return 0
+
+
 def main() -> None:
-    import hydra
+    from configs.command import command_main
 
-    @hydra.main(config_path="pkg://configs", config_name="train", version_base="1.3")
-    def app(cfg) -> None:
-        result = train_from_config(cfg)
-        print(
-            f"trained {result.steps} steps, loss {result.loss:.4f}, "
-            f"{result.samples_per_s:.0f} samples/s; checkpoint: {result.checkpoint}"
-        )
-
-    app()
+    command_main("train", run)
 
 
 if __name__ == "__main__":

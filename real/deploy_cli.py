@@ -14,7 +14,6 @@ import sys
 def run(cfg) -> int:
     """Deploy as ``cfg`` says; the exit status."""
     import torch
-    from omegaconf import OmegaConf
 
     from .config import ConfigError, RobotSpec
     from .deploy import deploy, make_robot
@@ -28,8 +27,6 @@ def run(cfg) -> int:
         loop = LoopConfig(
             rate_hz=rate,
             max_steps=int(cfg.max_steps),
-            n_action_steps=cfg.n_action_steps,
-            temporal_ensemble=cfg.temporal_ensemble,
             dry_run=bool(cfg.dry_run),
             stop_on_success=bool(cfg.stop_on_success),
             lost_after=float(cfg.lost_after),
@@ -40,7 +37,7 @@ def run(cfg) -> int:
             robot,
             spec,
             loop,
-            policy_settings=OmegaConf.to_container(cfg.policy, resolve=True),
+            policy_settings=policy_settings(cfg),
             demo=cfg.demo,
             demo_episode=int(cfg.demo_episode),
             relay=deploy_relay(cfg, fps=rate),  # demos are recorded at the control rate
@@ -52,6 +49,18 @@ def run(cfg) -> int:
         return 2
     print(report.summary())
     return report.exit_code
+
+
+def policy_settings(cfg) -> dict:
+    """Inference overrides for the policy: ``policy={...}`` plus the top-level shortcuts
+    ``n_action_steps`` and ``temporal_ensemble`` (the chunk schedule of the loop)."""
+    from omegaconf import OmegaConf
+
+    settings = OmegaConf.to_container(cfg.policy, resolve=True)
+    for key in ("n_action_steps", "temporal_ensemble"):
+        if cfg.get(key) is not None:
+            settings[key] = cfg[key]
+    return settings
 
 
 def deploy_relay(cfg, *, fps: float):
@@ -74,12 +83,12 @@ def deploy_relay(cfg, *, fps: float):
 
 
 def main() -> None:
-    from demos.hydra_app import hydra_main
+    from configs.command import command_main
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     # --dry-run as a flag, next to hydra's key=value overrides
     sys.argv = [("dry_run=true" if a == "--dry-run" else a) for a in sys.argv]
-    hydra_main("deploy", run)
+    command_main("deploy", run)
 
 
 if __name__ == "__main__":

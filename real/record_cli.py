@@ -57,10 +57,10 @@ def run(cfg) -> int:
 
 
 def main() -> None:
-    from demos.hydra_app import hydra_main
+    from configs.command import command_main
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    hydra_main("record", run)
+    command_main("record", run)
 
 
 if __name__ == "__main__":

@@ -47,9 +47,9 @@ def run(cfg) -> int:
 
 
 def main() -> None:
-    from demos.hydra_app import hydra_main
+    from configs.command import command_main
 
-    hydra_main("collect", run)
+    command_main("collect", run)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,9 @@ def run(cfg) -> int:
 
 
 def main() -> None:
-    from demos.hydra_app import hydra_main
+    from configs.command import command_main
 
-    hydra_main("demo", run)
+    command_main("demo", run)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ def run(cfg) -> int:
     """Evaluate as ``cfg`` (configs/eval.yaml) says; the exit status."""
     from omegaconf import OmegaConf
 
+    from configs.command import renamed_setting
     from policies.checkpoint import CheckpointError
 
     from .errors import SimError
@@ -41,7 +42,7 @@ def run(cfg) -> int:
             video_camera=cfg.video_camera,
             video_size=tuple(cfg.video_size),
             sampler=cfg.sampler,
-            steps=None if cfg.steps is None else int(cfg.steps),
+            steps=_int_or_none(renamed_setting(cfg, "steps", "denoise_steps", "uvdiff-eval")),
             max_steps=None if cfg.max_steps is None else int(cfg.max_steps),
             relay=relay_settings(cfg, fps=CONTROL_FPS),
             fast_render=bool(cfg.fast_render),
@@ -68,10 +69,14 @@ def run(cfg) -> int:
     return 0
 
 
-def main() -> None:
-    from demos.hydra_app import hydra_main
+def _int_or_none(x):
+    return None if x is None else int(x)
 
-    hydra_main("eval", run)
+
+def main() -> None:
+    from configs.command import command_main
+
+    command_main("eval", run)
 
 
 if __name__ == "__main__":

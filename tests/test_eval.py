@@ -346,6 +346,8 @@ def test_the_command_writes_eval_info_with_its_config(final_ckpt, tmp_path):
     assert info["sampler"] == "euler" and info["steps"] == 2
     assert info["settings"]["n_action_steps"] == 1 and info["settings"]["guidance"] == 1.5
     assert info["settings"]["temporal_ensemble"] == 0.01
+    # steps= is the renamed denoise_steps=: it still works, and says so
+    assert "steps= is renamed denoise_steps=; using denoise_steps=2" in done.stderr
 
 
 @pytest.mark.slow

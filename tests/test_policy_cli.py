@@ -20,7 +20,7 @@ def demo(tmp_path_factory):
     return make_folder(tmp_path_factory.mktemp("cli") / "d", episodes=3, T=30, size=(32, 32))
 
 
-FAST = ["steps=2", "batch_size=8", "warmup_steps=1", "progress=false"]
+FAST = ["train_steps=2", "batch_size=8", "warmup_steps=1", "progress=false"]
 
 
 @pytest.mark.parametrize("policy,network", [("beso_mlp", "mlp"), ("beso_gpt", "gpt")])

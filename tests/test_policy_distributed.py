@@ -40,7 +40,7 @@ def launch(processes: int, *args: str):
 
 def test_two_processes_train_checkpoint_once_and_resume_exactly(demo, tmp_path):
     out = tmp_path / "run"
-    args = [f"data={demo.root}", f"out_dir={out}", "goal=future", "steps=6", "batch_size=8"]
+    args = [f"data={demo.root}", f"out_dir={out}", "goal=future", "train_steps=6", "batch_size=8"]
     args += ["warmup_steps=1", "checkpoint_every=3", "log_every=1", "progress=false"]
     args += ["policy.network_kwargs.hidden=32", "policy.network_kwargs.blocks=1"]
     launch(2, *args)
