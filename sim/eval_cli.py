@@ -9,48 +9,23 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .evaluate import EvalSettings
 
 
 def run(cfg) -> int:
     """Evaluate as ``cfg`` (configs/eval.yaml) says; the exit status."""
     from omegaconf import OmegaConf
 
-    from configs.command import renamed_setting
     from policies.checkpoint import CheckpointError
 
     from .errors import SimError
     from .evaluate import EVAL_INFO, REPORT_MD, evaluate
 
-    orders = cfg.orders
-    if orders is not None and not isinstance(orders, str):
-        orders = OmegaConf.to_container(orders)
     try:
-        from decomposer.task import relay_settings
-
-        from .spec import CONTROL_FPS
-
-        result = evaluate(
-            cfg.checkpoint,
-            cfg.env,
-            int(cfg.episodes),
-            int(cfg.seed),
-            out_dir=cfg.out_dir,
-            workers=int(cfg.workers),
-            goal_source=str(cfg.goal_source),
-            orders=orders,
-            videos=int(cfg.videos),
-            video_camera=cfg.video_camera,
-            video_size=tuple(cfg.video_size),
-            sampler=cfg.sampler,
-            steps=_int_or_none(renamed_setting(cfg, "steps", "denoise_steps", "uvdiff-eval")),
-            max_steps=None if cfg.max_steps is None else int(cfg.max_steps),
-            relay=relay_settings(cfg, fps=CONTROL_FPS),
-            fast_render=bool(cfg.fast_render),
-            progress=bool(cfg.progress),
-            inference={
-                k: cfg[k] for k in ("n_action_steps", "temporal_ensemble", "guidance", "schedule")
-            },
-        )
+        result = evaluate(cfg.checkpoint, cfg.env, out_dir=cfg.out_dir, settings=eval_settings(cfg))
     except (SimError, CheckpointError, ValueError) as e:
         print(f"uvdiff-eval: {e}", file=sys.stderr)
         return 2
@@ -69,8 +44,35 @@ def run(cfg) -> int:
     return 0
 
 
-def _int_or_none(x):
-    return None if x is None else int(x)
+def eval_settings(cfg) -> EvalSettings:
+    """``EvalSettings`` from the command's config (configs/eval.yaml)."""
+    from omegaconf import OmegaConf
+
+    from configs.command import renamed_setting
+    from decomposer.task import relay_settings
+
+    from .evaluate import EvalSettings
+    from .spec import CONTROL_FPS
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    inference = {k: plain[k] for k in ("sampler", "n_action_steps", "temporal_ensemble",
+                                        "guidance", "schedule")}  # fmt: skip
+    inference["steps"] = renamed_setting(plain, "steps", "denoise_steps", "uvdiff-eval")
+    return EvalSettings(
+        episodes=int(plain["episodes"]),
+        seed=int(plain["seed"]),
+        workers=int(plain["workers"]),
+        goal_source=str(plain["goal_source"]),
+        orders=plain["orders"],
+        videos=int(plain["videos"]),
+        video_camera=plain["video_camera"],
+        video_size=tuple(plain["video_size"]),
+        max_steps=plain["max_steps"],
+        fast_render=bool(plain["fast_render"]),
+        progress=bool(plain["progress"]),
+        relay=relay_settings(plain, fps=CONTROL_FPS),
+        inference=inference,
+    )
 
 
 def main() -> None:

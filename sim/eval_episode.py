@@ -1,6 +1,6 @@
 """One evaluation episode in simulation: a worker's env, policy and task demos, and the rollout.
 
-``EpisodeRunner(job).episode(i)`` rolls out episode i with seed ``job["seed"] + i``: the env
+``EpisodeRunner(job).episode(i)`` rolls out episode i with seed ``job.settings.seed + i``: the env
 is reset with that seed, the policy's sampler seeded with it, and a goal-conditioned policy
 is told the task by the scripted expert's demo for that seed or by a demo folder's episode
 (``decomposer.task``). It never raises: an error ends the episode with its reason.
@@ -13,11 +13,14 @@ import time
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .eval_report import STRIP_FRAMES
+
+if TYPE_CHECKING:
+    from .evaluate import EvalJob
 
 VIDEOS = "videos"
 
@@ -33,41 +36,40 @@ def failed_episode(i: int, seed: int, error: str, wall: float) -> dict[str, Any]
 class EpisodeRunner:
     """One worker's env, policy and expert; ``episode(i)`` never raises."""
 
-    def __init__(self, job: dict):
-        from decomposer.task import RelaySettings, state_embedder
+    def __init__(self, job: EvalJob):
+        from decomposer.task import state_embedder
         from policies import Policy
 
         from .envs import make_env
 
         self.job = job
-        self.policy = Policy.from_pretrained(job["checkpoint"], **job["overrides"])
+        self.policy = Policy.from_pretrained(job.checkpoint, **job.overrides)
         self.env = make_env(
-            job["env_name"],
-            cameras=job["cameras"],
-            image_size=tuple(job["image_size"]),
-            fast_render=job["fast_render"],
+            job.env_name,
+            cameras=job.cameras,
+            image_size=tuple(job.image_size),
+            fast_render=job.settings.fast_render,
         )
         self.expert = None
         self.folder = None
         if self.policy.config.uses_goal:
-            if job["goal_source"] == "expert":
+            if job.settings.goal_source == "expert":
                 from .experts import Expert
 
-                self.expert = Expert(job["env_name"])
+                self.expert = Expert(job.env_name)
             else:
                 from demos import DemoFolder
 
-                self.folder = DemoFolder(job["goal_source"])
+                self.folder = DemoFolder(job.settings.goal_source)
         self.embed = state_embedder(
-            [k for k in job["goal_keys"] if k in job["goal_stats"]], job["goal_stats"]
+            [k for k in job.goal_keys if k in job.goal_stats], job.goal_stats
         )
-        self.relay = RelaySettings(**job["relay"])
 
     def close(self) -> None:
         self.env.close()
 
     def episode(self, i: int) -> dict[str, Any]:
-        t0, seed = time.perf_counter(), self.job["seed"]
+        t0, seed = time.perf_counter(), self.job.settings.seed
         try:
             r = self._episode(i, seed + i)
         except Exception as e:
@@ -79,18 +81,18 @@ class EpisodeRunner:
 
     def _episode(self, i: int, seed: int) -> dict[str, Any]:
         job, env, policy = self.job, self.env, self.policy
-        orders = job["orders"]
+        orders = job.orders
         options = {"order": orders[i % len(orders)]} if orders else None
         goal_source, demo_info = self._task(i, seed, options)
         obs, info = env.reset(seed=seed, options=options)
         policy.reset(seed=seed)
-        film = i < job["videos"]
+        film = i < job.settings.videos
         frames: list[np.ndarray] = []
         best, success, switches = info["stage"], False, []
-        limit = job["max_steps"] or env.horizon
+        limit = job.settings.max_steps or env.horizon
         for _ in range(limit):
             if film:
-                frames.append(env.render(job["video_camera"], job["video_size"]))
+                frames.append(env.render(job.settings.video_camera, job.settings.video_size))
             goal = None
             if goal_source is not None:
                 before = goal_source.active
@@ -115,10 +117,10 @@ class EpisodeRunner:
             r["subgoal_switches"] = switches  # steps at which the relay moved on
             r["subgoals_reached"] = goal_source.active + int(goal_source.done)
         if film:
-            frames.append(env.render(job["video_camera"], job["video_size"]))
+            frames.append(env.render(job.settings.video_camera, job.settings.video_size))
             from demos.video import write_video
 
-            path = Path(job["out_dir"], VIDEOS, f"episode_{i:03d}.mp4")
+            path = Path(job.out_dir, VIDEOS, f"episode_{i:03d}.mp4")
             write_video(path, frames, fps=env.spec.fps)
             r["video"] = str(Path(VIDEOS, path.name))
             picks = np.linspace(0, len(frames) - 1, STRIP_FRAMES).round().astype(int)
@@ -134,7 +136,7 @@ class EpisodeRunner:
         if not self.policy.config.uses_goal:
             return None, None
         # an embedding goal key is given as its camera's raw frames: the policy embeds them
-        keys = [job["embedded"].get(k, k) for k in job["goal_keys"]]
+        keys = [job.embedded.get(k, k) for k in job.goal_keys]
         if self.expert is not None:
             from .rollout import run_expert
 
@@ -146,9 +148,9 @@ class EpisodeRunner:
         else:
             ep_id = self.folder.episode_ids[i % len(self.folder)]
             demo = read_task_demo(self.folder, ep_id, keys)
-            demo.info["source"] = f"{job['goal_source']}:{ep_id}"
-        uvd = job["goal"] == "uvd"
-        goals = task_goals(demo.rows, relay=self.relay if uvd else None, embed=self.embed,
+            demo.info["source"] = f"{job.settings.goal_source}:{ep_id}"
+        uvd = job.goal == "uvd"
+        goals = task_goals(demo.rows, relay=job.settings.relay if uvd else None, embed=self.embed,
                            fps=demo.fps, subgoals=demo.subgoals)  # fmt: skip
         if uvd:
             demo.info["subgoals"] = goals.subgoals
@@ -160,7 +162,7 @@ def _order(episode_info: Mapping[str, Any]) -> list[str] | None:
     return None if order is None else [str(o) for o in order]
 
 
-def worker_runner(job: dict) -> EpisodeRunner:
+def worker_runner(job: EvalJob) -> EpisodeRunner:
     """The runner of a worker process: workers share the cores, and one intra-op torch thread
     each is fastest."""
     import torch

@@ -6,45 +6,50 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .tasks import ENVS
 
+if TYPE_CHECKING:
+    from .evaluate import EvalJob
+
 REPORT_MD, REPORT_PNG = "report.md", "report.png"
 STRIP_FRAMES = 6  # frames of one rollout in the report's film strip
 
 
-def eval_info(job, episodes, seed, workers, per_episode, wall) -> dict[str, Any]:
+def eval_info(job: EvalJob, per_episode: list[dict[str, Any]], wall: float) -> dict[str, Any]:
     """The content of eval_info.json: the figures, the settings and every episode."""
-    n_stages = len(ENVS[job["env_name"]].stage_names)
+    from dataclasses import asdict
+
+    s, names = job.settings, ENVS[job.env_name].stage_names
     ok = [bool(r["success"]) for r in per_episode]
     info: dict[str, Any] = dict(
-        checkpoint=job["checkpoint"],
-        env=job["env_name"],
-        episodes=episodes,
-        seed=seed,
-        workers=workers,
-        pc_success=100.0 * sum(ok) / episodes,
+        checkpoint=job.checkpoint,
+        env=job.env_name,
+        episodes=s.episodes,
+        seed=s.seed,
+        workers=s.workers,
+        pc_success=100.0 * sum(ok) / s.episodes,
         n_success=sum(ok),
         mean_stages=float(np.mean([r["stages"] for r in per_episode])),
-        stage_names=list(ENVS[job["env_name"]].stage_names),
-        n_stages=n_stages - 1,  # stage ids run 0..n-1; the last means done
+        stage_names=list(names),
+        n_stages=len(names) - 1,  # stage ids run 0..n-1; the last means done
         n_errors=sum(r["error"] is not None for r in per_episode),
-        goal=job["goal"],
-        goal_source=job["goal_source"] if job["goal"] != "none" else None,
-        sampler=job["settings"]["sampler"],
-        steps=job["settings"]["steps"],
-        settings=job["settings"],
-        max_steps=job["max_steps"],
+        goal=job.goal,
+        goal_source=s.goal_source if job.goal != "none" else None,
+        sampler=job.policy_settings["sampler"],
+        steps=job.policy_settings["steps"],
+        settings=job.policy_settings,
+        max_steps=s.max_steps,
         wall_s=round(wall, 2),
         date=datetime.now(UTC).isoformat(timespec="seconds"),
         per_episode=per_episode,
     )
-    if job["goal"] == "uvd":
+    if job.goal == "uvd":
         info["relay"] = dict(
-            **job["relay"], embedding="normalised state: " + ", ".join(job["goal_stats"])
+            **asdict(s.relay), embedding="normalised state: " + ", ".join(job.goal_stats)
         )
     return info
 

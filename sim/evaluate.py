@@ -22,10 +22,12 @@ import json
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from decomposer.task import RelaySettings
 
 from .errors import SimError, UnknownEnvError
 from .eval_episode import VIDEOS, EpisodeRunner, failed_episode, worker_runner
@@ -34,11 +36,17 @@ from .orders import resolve_orders
 from .pool import run_episodes
 from .tasks import ENVS
 
-if TYPE_CHECKING:
-    from decomposer.task import RelaySettings
-
 EVAL_INFO, EPISODES_LOG = "eval_info.json", "episodes.jsonl"
-__all__ = ["EVAL_INFO", "EPISODES_LOG", "REPORT_MD", "REPORT_PNG", "EvalResult", "evaluate"]
+__all__ = [
+    "EPISODES_LOG",
+    "EVAL_INFO",
+    "REPORT_MD",
+    "REPORT_PNG",
+    "EvalJob",
+    "EvalResult",
+    "EvalSettings",
+    "evaluate",
+]
 
 
 @dataclass
@@ -57,66 +65,94 @@ class EvalResult:
         return self.info["per_episode"]
 
 
-# ------------------------------------------------------------------------------ the library call
-def evaluate(
-    checkpoint: str | os.PathLike,
-    env_name: str,
-    episodes: int = 50,
-    seed: int = 0,
-    *,
-    out_dir: str | os.PathLike,
-    workers: int = 2,
-    goal_source: str = "expert",
-    orders: str | Sequence[Any] | None = None,
-    videos: int = 2,
-    video_camera: str = "agentview",
-    video_size: tuple[int, int] = (128, 128),
-    sampler: str | None = None,
-    steps: int | None = None,
-    max_steps: int | None = None,
-    relay: RelaySettings | None = None,
-    fast_render: bool = True,
-    progress: bool = True,
-    inference: Mapping[str, Any] | None = None,
-) -> EvalResult:
-    """Roll out checkpoint ``checkpoint`` in env ``env_name`` for ``episodes`` seeds.
+# ------------------------------------------------------------------------------ settings
+@dataclass(frozen=True)
+class EvalSettings:
+    """How an evaluation runs (``configs/eval.yaml`` maps onto it; defaults live here).
 
     ``workers``: worker processes (0 runs the episodes in this process, without crash
     isolation). ``goal_source``: "expert" (the scripted expert's demo for the episode's seed)
     or a demo folder (episode i uses its episode i % n). ``orders`` (pickplace4): a split name
     or a list of orders, round robin; None lets each seed draw its order. ``videos``: episodes
-    0..videos-1 are filmed with ``video_camera``. ``sampler`` / ``steps``, and any other
-    inference setting in ``inference`` (n_action_steps, guidance, schedule, ...): overrides.
-    ``max_steps``: episode length limit (default: the task's horizon). ``relay``: how a goal=uvd
-    policy walks the task demo's subgoals and how the demo is cut (``decomposer.task``;
-    default ``RelaySettings()``).
-    Raises SimError (or UnknownEnvError, CheckpointError) before any worker starts when the
-    input cannot work.
+    0..videos-1 are filmed with ``video_camera`` at ``video_size``. ``max_steps``: episode
+    length limit (None: the task's horizon). ``relay``: how a goal=uvd policy walks the task
+    demo's subgoals and how the demo is cut (``decomposer.task``). ``inference``: overrides of
+    the checkpoint's inference settings (sampler, steps, schedule, guidance, n_action_steps,
+    temporal_ensemble; None values are left out).
     """
-    job = _prepare(
-        checkpoint,
-        env_name,
-        episodes,
-        workers,
-        goal_source,
-        orders,
-        videos,
-        video_camera,
-        video_size,
-        sampler,
-        steps,
-        max_steps,
-        relay,
-        fast_render,
-        inference,
-    )
-    out_dir = Path(out_dir)
-    (out_dir / VIDEOS).mkdir(parents=True, exist_ok=True)
-    job["out_dir"] = str(out_dir)
-    log = out_dir / EPISODES_LOG
+
+    episodes: int = 50
+    seed: int = 0
+    workers: int = 2
+    goal_source: str = "expert"
+    orders: str | Sequence[Any] | None = None
+    videos: int = 2
+    video_camera: str = "agentview"
+    video_size: tuple[int, int] = (128, 128)
+    max_steps: int | None = None
+    fast_render: bool = True
+    progress: bool = True
+    relay: RelaySettings = field(default_factory=RelaySettings)
+    inference: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalJob:
+    """What every worker needs, checked and resolved once before any worker starts."""
+
+    checkpoint: str
+    env_name: str
+    settings: EvalSettings
+    orders: list | None  # resolved from settings.orders
+    goal: str
+    goal_keys: list[str]
+    goal_stats: dict[str, Any]
+    cameras: list[str]  # rendered for the policy
+    embedded: dict[str, str]  # embedding key -> its camera
+    image_size: list[int]
+    overrides: dict[str, Any]  # inference overrides, None values dropped
+    policy_settings: dict[str, Any]  # the policy's inference settings after the overrides
+    out_dir: str = ""
+
+
+# ------------------------------------------------------------------------------ the library call
+def evaluate(
+    checkpoint: str | os.PathLike,
+    env_name: str,
+    episodes: int | None = None,
+    seed: int | None = None,
+    *,
+    out_dir: str | os.PathLike,
+    settings: EvalSettings | None = None,
+    sampler: str | None = None,
+    steps: int | None = None,
+    **changes: Any,
+) -> EvalResult:
+    """Roll out checkpoint ``checkpoint`` in env ``env_name`` as ``settings`` say.
+
+    ``episodes``, ``seed`` and any other ``EvalSettings`` field given as a keyword change
+    ``settings`` (default ``EvalSettings()``); ``sampler`` and ``steps`` (denoising steps) are
+    shortcuts into ``inference``. Episode i uses seed ``seed + i``. Raises SimError (or
+    UnknownEnvError, CheckpointError) before any worker starts when the input cannot work.
+    """
+    from dataclasses import replace
+
+    given = {k: v for k, v in (("episodes", episodes), ("seed", seed)) if v is not None}
+    try:
+        s = replace(settings or EvalSettings(), **given, **changes)
+    except TypeError as e:  # a keyword that is not a setting
+        raise SimError(f"evaluate: {e}") from None
+    shortcuts = {k: v for k, v in (("sampler", sampler), ("steps", steps)) if v is not None}
+    if shortcuts:
+        s = replace(s, inference={**s.inference, **shortcuts})
+    job = _prepare(checkpoint, env_name, s)
+    out = Path(out_dir)
+    (out / VIDEOS).mkdir(parents=True, exist_ok=True)
+    job.out_dir = str(out)
+    log = out / EPISODES_LOG
     log.write_text("")
     results: dict[int, dict[str, Any]] = {}
-    bar = _progress(episodes, env_name, progress)
+    bar = _progress(s.episodes, env_name, s.progress)
     t0 = time.perf_counter()
 
     def record(r: dict[str, Any]) -> None:
@@ -127,22 +163,21 @@ def evaluate(
         bar.set_postfix(success=f"{n_ok}/{len(results)}", refresh=False)
         bar.update(1)
 
-    job["seed"] = seed
-    make_runner = partial(worker_runner if workers else EpisodeRunner, job)
+    make_runner = partial(worker_runner if s.workers else EpisodeRunner, job)
     try:
-        run_episodes(make_runner, range(episodes), workers, record,
-                     partial(_failed_with_seed, seed))  # fmt: skip
+        run_episodes(make_runner, range(s.episodes), s.workers, record,
+                     partial(_failed_with_seed, s.seed))  # fmt: skip
     finally:
         bar.close()
     wall = time.perf_counter() - t0
-    per_episode = [results[i] for i in range(episodes)]
+    per_episode = [results[i] for i in range(s.episodes)]
     strip = next((r.get("strip") for r in per_episode if r.get("strip") is not None), None)
     for r in per_episode:
         r.pop("strip", None)
-    info = eval_info(job, episodes, seed, workers, per_episode, wall)
-    (out_dir / EVAL_INFO).write_text(json.dumps(info, indent=2) + "\n")
-    write_report(info, out_dir, strip)
-    return EvalResult(out_dir, info)
+    info = eval_info(job, per_episode, wall)
+    (out / EVAL_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    write_report(info, out, strip)
+    return EvalResult(out, info)
 
 
 def _failed_with_seed(seed: int, i: int, why: str, wall: float) -> dict[str, Any]:
@@ -156,47 +191,25 @@ def _progress(total: int, env_name: str, enabled: bool):
 
 
 # ------------------------------------------------------------------------------ checks up front
-def _prepare(
-    checkpoint,
-    env_name,
-    episodes,
-    workers,
-    goal_source,
-    orders,
-    videos,
-    video_camera,
-    video_size,
-    sampler,
-    steps,
-    max_steps,
-    relay,
-    fast_render,
-    inference=None,
-) -> dict[str, Any]:
+def _prepare(checkpoint, env_name: str, s: EvalSettings) -> EvalJob:
     """Everything that can be wrong with the input, found before a worker starts."""
-    from dataclasses import asdict
-
-    from decomposer.task import RelaySettings
     from policies.checkpoint import load_config, load_stats, resolve
 
     if env_name not in ENVS:
         raise UnknownEnvError(f"unknown env {env_name!r}; valid envs: {', '.join(ENVS)}")
-    if episodes < 1 or workers < 0:
-        raise SimError(f"episodes must be >= 1 and workers >= 0, got {episodes} and {workers}")
-    if videos < 0 or (max_steps is not None and max_steps < 1):
-        raise SimError(f"videos must be >= 0 and max_steps >= 1, got {videos} and {max_steps}")
-    if orders is not None and env_name != "pickplace4":
+    if s.episodes < 1 or s.workers < 0:
+        raise SimError(f"episodes must be >= 1 and workers >= 0, got {s.episodes} and {s.workers}")
+    if s.videos < 0 or (s.max_steps is not None and s.max_steps < 1):
+        raise SimError(f"videos must be >= 0 and max_steps >= 1, got {s.videos} and {s.max_steps}")
+    if s.orders is not None and env_name != "pickplace4":
         raise SimError(f"orders apply to pickplace4 only, not {env_name}")
-    if relay is None:
-        relay = RelaySettings()
-    elif not isinstance(relay, RelaySettings):
-        raise SimError(f"relay must be a decomposer.task.RelaySettings, got {relay!r}")
-    orders = resolve_orders(orders)
+    if not isinstance(s.relay, RelaySettings):
+        raise SimError(f"relay must be a decomposer.task.RelaySettings, got {s.relay!r}")
+    orders = resolve_orders(s.orders)
     ckpt = resolve(checkpoint)
     cfg, _ = load_config(ckpt)
-    image_size = _check_observations(cfg, env_name, ckpt, video_camera if videos else None)
-    overrides = {k: v for k, v in (inference or {}).items() if v is not None}
-    overrides.update({k: v for k, v in (("sampler", sampler), ("steps", steps)) if v is not None})
+    image_size = _check_observations(cfg, env_name, ckpt, s.video_camera if s.videos else None)
+    overrides = {k: v for k, v in s.inference.items() if v is not None}
     policy = _load_policy(ckpt, overrides)  # the weights, stats and settings load here too
     goal_keys = cfg.resolved_goal_keys
     goal_cameras = [k for k in goal_keys if k in cfg.cameras or k in cfg.embeddings]
@@ -205,27 +218,22 @@ def _prepare(
             f"{ckpt}: goal=uvd with camera goals {goal_cameras} needs a visual backbone to "
             "decompose the task demo; evaluating it is not wired yet (state goals are)"
         )
-    if goal_source != "expert" and cfg.uses_goal:
-        _check_goal_folder(goal_source, goal_keys, cfg)
-    return dict(
+    if s.goal_source != "expert" and cfg.uses_goal:
+        _check_goal_folder(s.goal_source, goal_keys, cfg)
+    s = replace(s, video_size=tuple(int(v) for v in s.video_size))
+    return EvalJob(
         checkpoint=str(ckpt),
         env_name=env_name,
+        settings=s,
+        orders=orders,
         goal=cfg.goal,
         goal_keys=goal_keys,
         goal_stats=load_stats(ckpt, [k for k in goal_keys if k in cfg.state]),
         cameras=list(_policy_cameras(cfg)),
         embedded=_embedded_cameras(cfg),
         image_size=image_size,
-        goal_source=goal_source,
-        orders=orders,
-        videos=videos,
-        video_camera=video_camera,
-        video_size=tuple(int(s) for s in video_size),
         overrides=overrides,
-        settings=dict(policy.settings),
-        max_steps=max_steps,
-        relay=asdict(relay),
-        fast_render=fast_render,
+        policy_settings=dict(policy.settings),
     )
 
 

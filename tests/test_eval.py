@@ -24,7 +24,7 @@ from policies.checkpoint import load_stats, resolve
 from policies.train import train
 from sim import Expert, SimError, UnknownEnvError, env_spec, make_env, run_expert
 from sim.eval_episode import EpisodeRunner
-from sim.evaluate import _prepare, evaluate
+from sim.evaluate import EvalSettings, _prepare, evaluate
 
 TINY = {
     "network": "mlp",
@@ -308,12 +308,8 @@ def test_uvd_policy_with_the_nearest_relay(uvd_ckpt, demos, tmp_path):
     assert 0 <= ep["subgoals_reached"] <= len(ep["demo"]["subgoals"])
     # the worker's relay for that episode tracks progress over the task demo's own frames:
     # at the demo's first subgoal frame it hands over the second subgoal
-    job = _prepare(
-        checkpoint=uvd_ckpt, env_name="lift", episodes=1, workers=0, goal_source="expert",
-        orders=None, videos=0, video_camera="agentview", video_size=(128, 128), sampler=None,
-        steps=None, max_steps=40, relay=nearest, fast_render=True,
-    )  # fmt: skip
-    runner = EpisodeRunner({**job, "seed": kw["seed"]})
+    job = _prepare(uvd_ckpt, "lift", EvalSettings(episodes=1, relay=nearest, **kw))
+    runner = EpisodeRunner(job)
     try:
         goals, info = runner._task(0, kw["seed"], None)
     finally:
