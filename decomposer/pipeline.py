@@ -32,7 +32,7 @@ from .errors import DecomposerError
 from .fitting import default_camera, fit_backbone
 from .registry import get_spec
 from .relabel import boundary_scores, stage_boundaries
-from .uvd import DEFAULT_GAMMA, DEFAULT_MIN_INTERVAL, decompose, decompose_curves
+from .uvd import DEFAULT_GAMMA, DEFAULT_MIN_INTERVAL_S, decompose, decompose_curves
 from .weights import load_backbone as _load
 
 PLOT = "decomposition.png"
@@ -116,15 +116,16 @@ def _score_cells(s: dict | None) -> str:
 
 
 def frames_from_seconds(fps: float, min_interval: int | None, min_interval_s: float | None) -> int:
-    """The min interval in frames: from seconds (rounded at the folder's fps), else as given."""
+    """The min interval in frames: from seconds (rounded at the folder's fps), else as given;
+    neither: ``DEFAULT_MIN_INTERVAL_S`` (0.9 s) at the folder's fps."""
     if min_interval is not None and min_interval_s is not None:
         raise DecomposerError("give min_interval (frames) or min_interval_s (seconds), not both")
     if min_interval_s is not None:
         if not (isinstance(min_interval_s, int | float) and min_interval_s >= 0):
             raise DecomposerError(f"min_interval_s must be a number >= 0, got {min_interval_s!r}")
         return round(float(min_interval_s) * fps)
-    if min_interval is None:
-        return DEFAULT_MIN_INTERVAL
+    if min_interval is None:  # UVD's 18 frames, as the time they take at 20 fps
+        return round(DEFAULT_MIN_INTERVAL_S * fps)
     if isinstance(min_interval, bool) or not isinstance(min_interval, int) or min_interval < 0:
         raise DecomposerError(f"min_interval must be an int >= 0 (frames), got {min_interval!r}")
     return min_interval

@@ -150,3 +150,12 @@ def test_console_script(base, tmp_path):
     assert bad.returncode == 2, bad.stderr
     assert bad.stderr.count("\n") == 1 and "drive.google.com" in bad.stderr
     assert str(tmp_path / "cache" / "weights" / "r3m" / "model.pt") in bad.stderr
+
+
+def test_the_default_min_interval_is_seconds_at_the_folders_fps():
+    from decomposer.pipeline import frames_from_seconds
+
+    # one default, 0.9 s (UVD's 18 frames at 20 fps), whatever the folder's rate
+    assert frames_from_seconds(20, None, None) == 18
+    assert frames_from_seconds(10, None, None) == 9 and frames_from_seconds(30, None, None) == 27
+    assert frames_from_seconds(10, 5, None) == 5 and frames_from_seconds(10, None, 2.0) == 20
