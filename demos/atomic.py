@@ -42,6 +42,22 @@ def json_safe(x: Any) -> Any:
     return x
 
 
+def read_json_object(path: Path, rel: str, missing: str) -> dict[str, Any]:
+    """The JSON object in ``path``, or a DemoFolderError naming ``rel``: ``missing`` when the
+    file is not there, else why it is not a JSON object."""
+    from .errors import DemoFolderError
+
+    if not path.is_file():
+        raise DemoFolderError(f"missing: {missing}", rel)
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DemoFolderError(f"not valid JSON ({e})", rel) from None
+    if not isinstance(obj, dict):
+        raise DemoFolderError(f"must hold a JSON object, got {type(obj).__name__}", rel)
+    return obj
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import read_json_object
 from .errors import DemoFolderError, Problem
 
 FORMAT_VERSION = 1
@@ -64,13 +64,8 @@ class DatasetInfo:
     @classmethod
     def load(cls, folder: str | Path) -> DatasetInfo:
         path = Path(folder) / DATASET_JSON
-        if not path.is_file():
-            raise DemoFolderError(f"missing: {Path(folder)} is not a demo folder", DATASET_JSON)
-        try:
-            obj = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DemoFolderError(f"not valid JSON ({e})", DATASET_JSON) from None
-        return cls.from_json(obj)
+        missing = f"{Path(folder)} is not a demo folder"
+        return cls.from_json(read_json_object(path, DATASET_JSON, missing))
 
     def check_compatible(self, other: DatasetInfo) -> list[str]:
         """Differences that forbid appending episodes of ``other`` to a folder of ``self``."""

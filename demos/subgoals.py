@@ -8,14 +8,13 @@ frame. Files written before the key was settled may name the list ``frame_indice
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write_json, json_safe
+from .atomic import atomic_write_json, json_safe, read_json_object
 from .errors import DemoFolderError
 from .folder import DemoFolder
 
@@ -76,14 +75,7 @@ def read_subgoals(folder: DemoFolder, episode: str | int, T: int | None = None) 
     ``lowdim.npz`` when not given). Raises DemoFolderError naming the file and the fault."""
     rel = folder.rel(episode, SUBGOALS)
     path = folder.root / rel
-    if not path.is_file():
-        raise DemoFolderError("missing: run uvdiff-decompose on this folder first", rel)
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DemoFolderError(f"not valid JSON ({e})", rel) from None
-    if not isinstance(doc, dict):
-        raise DemoFolderError(f"must hold a JSON object, got {type(doc).__name__}", rel)
+    doc = read_json_object(path, rel, "run uvdiff-decompose on this folder first")
     frames = next((doc[k] for k in _LIST_KEYS if k in doc), None)
     if frames is None:
         raise DemoFolderError("has no 'subgoals' list of frame indices", rel)

@@ -13,19 +13,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ...atomic import read_json_object
 from ...errors import DemoFolderError, Problem
 
 
 def _read_json(path: Path, rel: str) -> dict:
-    if not path.is_file():
-        raise DemoFolderError(f"missing: {path.parent.parent} is not a LeRobot dataset", rel)
-    try:
-        obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DemoFolderError(f"not valid JSON ({e})", rel) from None
-    if not isinstance(obj, dict):
-        raise DemoFolderError(f"must be a JSON object, got {type(obj).__name__}", rel)
-    return obj
+    return read_json_object(path, rel, f"{path.parent.parent} is not a LeRobot dataset")
 
 
 def _read_jsonl(path: Path, rel: str) -> list[dict]:
