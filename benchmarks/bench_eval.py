@@ -24,33 +24,22 @@ from pathlib import Path
 import torch
 
 from sim.evaluate import evaluate
+from sim.testing import expert_folder, mlp_policy, train_checkpoint
 
 
 def tiny_checkpoint(root: Path) -> Path:
     """A small goal=final MLP policy on 3 expert lift demos (about a minute on a CPU)."""
-    from demos import DemoFolder
-    from policies.checkpoint import resolve
-    from policies.train import train
-    from sim import Expert, env_spec, make_env, run_expert
-
-    folder = DemoFolder.create(root / "demos", env_spec("lift").dataset_info())
-    with make_env("lift") as env:
-        for seed in range(3):
-            folder.add_episode(run_expert(env, Expert("lift"), seed).episode)
-    policy = {"network": "mlp", "network_kwargs": {"hidden": 64, "blocks": 1}, "horizon": 8}
-    run = train(
+    folder = expert_folder(root / "demos", "lift", range(3))
+    return train_checkpoint(
         folder.root,
         root / "run",
-        policy=policy,
-        goal="final",
+        "final",
+        policy=mlp_policy(64, horizon=8),
         steps=200,
         batch_size=32,
         lr=1e-3,
         warmup_steps=10,
-        checkpoint_every=200,
-        progress=False,
     )
-    return resolve(run.checkpoint)
 
 
 def main() -> None:

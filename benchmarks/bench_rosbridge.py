@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests"))  # for rosrig: the tests' ROS peers (rosmaster, bridge, arm)
 
 
 def pct(x) -> str:
@@ -101,40 +101,19 @@ def image_msg(k: int, jpeg: bool) -> dict:
 
 def checkpoint(root: Path, cameras: bool) -> Path:
     import torch
-    from rosrig.policy import SIM_STATE
 
-    from demos import DatasetInfo, DemoFolder, Episode
-    from policies.train import train
+    from sim.testing import noise_folder, train_checkpoint
 
     cams = {"agentview": (84, 84)} if cameras else {}
-    info = DatasetInfo(
-        fps=20, action_dim=7, state=SIM_STATE, cameras=cams, robot="panda", action_kind="delta_ee"
-    )
-    folder = DemoFolder.create(root / "demo", info)
-    rng = np.random.default_rng(0)
-    for _ in range(2):
-        folder.add_episode(
-            Episode(
-                action=rng.uniform(-1, 1, (20, 7)).astype(np.float32),
-                state={
-                    k: rng.normal(size=(20, d)).astype(np.float32) for k, d in SIM_STATE.items()
-                },
-                frames={c: rng.integers(0, 255, (20, 84, 84, 3), dtype=np.uint8) for c in cams},
-            )
-        )
-    torch.set_num_threads(1)
-    return train(
+    folder = noise_folder(root / "demo", cams)
+    torch.set_num_threads(1)  # the deploy loops below infer on one thread too
+    return train_checkpoint(
         folder.root,
         root / "run",
+        "none",
         policy={"network": "mlp", "horizon": 8, "n_action_steps": 4, "steps": 3},
-        goal="none",
         cameras=list(cams),
-        steps=2,
-        batch_size=4,
-        warmup_steps=1,
-        checkpoint_every=2,
-        progress=False,
-    ).checkpoint
+    )
 
 
 def loop_rates(port: int, ckpt: Path, rates, ticks: int, cameras: bool) -> list[dict]:

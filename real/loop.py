@@ -198,8 +198,6 @@ class _ObsView:
 class LoopConfig:
     rate_hz: float = 20.0
     max_steps: int = 400
-    n_action_steps: int | None = None  # executed per chunk before re-planning; None: policy's
-    temporal_ensemble: float | None = None  # m; None: no blending
     dry_run: bool = False
     stop_on_success: bool = True
     success_hold: int = 5  # success must hold this many ticks in a row
@@ -220,143 +218,178 @@ def run_loop(
     """Drive ``robot`` with ``policy`` until a stop condition; the robot must be connected.
 
     ``policy``: ``reset()``, ``observe(obs_dict)``, ``predict_chunk(None, goal) -> (H, A)``
-    (``policies.Policy``). ``goal``: called with each planning observation, returns the goal
+    and ``settings`` (``policies.Policy``): its ``n_action_steps`` and ``temporal_ensemble``
+    decide the chunk schedule here as in simulation (one way in: ``Policy.configure`` or the
+    checkpoint). ``goal``: called with each planning observation, returns the goal
     (``decomposer.task``). ``on_step(tick, obs, sent_action_or_None)`` after every tick.
     """
-    period = 1.0 / cfg.rate_hz
-    n = int(cfg.max_steps)
-    n_exec = cfg.n_action_steps or int(getattr(policy, "settings", {}).get("n_action_steps", 8))
-    m = cfg.temporal_ensemble
-    if m is None:  # the policy's own setting (checkpoint or configure()), if any
-        m = getattr(policy, "settings", {}).get("temporal_ensemble")
-    ensemble = m is not None
-    # preallocated: the hot path only writes into these
-    t_obs, t_send, age = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-    actions = None
     shield.reset()
     policy.reset()
     if goal is not None and hasattr(goal, "reset"):
         goal.reset()
-    worker = _Inference(policy, goal, ensemble)
-    worker.start()
-    status, err, success_run, success = "max_steps", "", 0, False
-    held = dropped = sent = overruns = skipped = chunks_seen = 0
-    last_fresh = clock()
-    last_seq = None
-    wall = time.time
-    t0 = clock()
-    k = ticks = 0  # k: the time slot (t0 + k * period); ticks: slots actually run
-    try:
-        while k < n:
-            due = t0 + k * period
-            now = clock()
-            if now < due:
-                sleep(due - now)
-            elif now - due > period:
-                # more than a period late (a stall): skip the missed ticks rather than send
-                # a burst of catch-up commands; their planned actions count as dropped
-                overruns += 1
-                skip = int((now - due) // period)
-                k += skip
-                skipped += skip
-                if k >= n:
-                    break
-            a = clock()
-            obs = robot.observe()
-            t_obs[k] = clock() - a
-            if worker.error is not None:
-                status, err = "inference_error", repr(worker.error)
-                break
-            if obs.seq != last_seq:
-                last_seq, last_fresh = obs.seq, clock()
-            elif clock() - last_fresh > cfg.lost_after:
-                status, err = "robot_lost", f"no new state for {clock() - last_fresh:.2f} s"
-            view = _ObsView(obs)
-            # the action planned for tick k; ask for a plan once the newest chunk runs short
-            chunks = list(worker.chunks)  # a snapshot: the worker appends concurrently
-            newest = chunks[-1] if chunks else None
-            worker.submit(k, view, plan_due(newest, k, n_exec, False))
-            if newest is not None and newest.n > chunks_seen:
-                # actions of new chunks whose tick passed before they arrived (index 0, the
-                # observation's own tick, is never executable and not counted)
-                for c in chunks:
-                    if c.n > chunks_seen:
-                        dropped += max(0, min(k, c.tick + len(c.actions)) - c.tick - 1)
-                chunks_seen = newest.n
-            # index 0 of a chunk is its observation's own tick, passed by the time it arrives
-            action, src = scheduled_action(chunks, k, m, first=1)
-            if action is None:
-                held += 1
-            out = shield(action, obs)
-            if out is not None and src is not None:
-                age[k] = wall() - src.obs_stamp
-            if out is not None and not cfg.dry_run:
-                a = clock()
-                try:
-                    robot.command(out)
-                except EStopped as e:  # the robot latched first: nothing was published
-                    shield.estop(f"robot: {e}")
-                    out = None
-                if out is not None:
-                    t_send[k] = clock() - a
-                    sent += 1
-            if actions is None:
-                actions = np.full((n, shield.action.dim), np.nan)
+    return _Loop(robot, policy, shield, cfg, goal, on_step, clock, sleep).run()
+
+
+class _Loop:
+    """One deploy run: the control thread's state, counters and preallocated timings."""
+
+    def __init__(self, robot, policy, shield, cfg, goal, on_step, clock, sleep):
+        self.robot, self.shield, self.cfg, self.goal = robot, shield, cfg, goal
+        self.on_step, self.clock, self.sleep = on_step, clock, sleep
+        self.period, self.n = 1.0 / cfg.rate_hz, int(cfg.max_steps)
+        self.n_exec = int(policy.settings["n_action_steps"])
+        self.m = policy.settings.get("temporal_ensemble")
+        self.worker = _Inference(policy, goal, self.m is not None)
+        # preallocated: the hot path only writes into these
+        n = self.n
+        self.t_obs, self.t_send, self.age = (
+            np.full(n, np.nan),
+            np.full(n, np.nan),
+            np.full(n, np.nan),
+        )
+        self.actions: np.ndarray | None = None
+        self.status, self.err, self.success_run, self.success = "max_steps", "", 0, False
+        self.held = self.dropped = self.sent = self.overruns = self.skipped = 0
+        self.chunks_seen = 0
+        self.last_seq, self.last_fresh = None, clock()
+        self.k = self.ticks = 0  # k: the time slot (t0 + k * period); ticks: slots actually run
+
+    def run(self) -> LoopReport:
+        self.worker.start()
+        self.t0 = self.clock()
+        try:
+            while self.k < self.n and self._wait_for_slot() and self._tick():
+                pass
+        except Exception as e:  # the robot failed: report what happened so far
+            self.status, self.err = "robot_error", repr(e)
+            log.error("deploy: robot error at step %d: %r", self.k, e)
+        finally:
+            self.worker.stop()
+            self.worker.join(timeout=5.0)
+        return self._report(self.clock() - self.t0)
+
+    def _wait_for_slot(self) -> bool:
+        """Sleep until slot k is due; after a stall of more than a period, skip the missed
+        slots rather than send a burst of catch-up commands (their actions count as
+        dropped). False when no slot is left."""
+        due = self.t0 + self.k * self.period
+        now = self.clock()
+        if now < due:
+            self.sleep(due - now)
+        elif now - due > self.period:
+            self.overruns += 1
+            skip = int((now - due) // self.period)
+            self.k += skip
+            self.skipped += skip
+        return self.k < self.n
+
+    def _tick(self) -> bool:
+        """One control tick: observe, plan when due, act through the shield. False: stop."""
+        k, clock, worker = self.k, self.clock, self.worker
+        a = clock()
+        obs = self.robot.observe()
+        self.t_obs[k] = clock() - a
+        if worker.error is not None:
+            self.status, self.err = "inference_error", repr(worker.error)
+            return False
+        if obs.seq != self.last_seq:
+            self.last_seq, self.last_fresh = obs.seq, clock()
+        elif clock() - self.last_fresh > self.cfg.lost_after:
+            self.status = "robot_lost"
+            self.err = f"no new state for {clock() - self.last_fresh:.2f} s"
+        # the action planned for tick k; ask for a plan once the newest chunk runs short
+        chunks = list(worker.chunks)  # a snapshot: the worker appends concurrently
+        newest = chunks[-1] if chunks else None
+        worker.submit(k, _ObsView(obs), plan_due(newest, k, self.n_exec, False))
+        if newest is not None and newest.n > self.chunks_seen:
+            self._count_dropped(chunks, k)
+            self.chunks_seen = newest.n
+        # index 0 of a chunk is its observation's own tick, passed by the time it arrives
+        action, src = scheduled_action(chunks, k, self.m, first=1)
+        if action is None:
+            self.held += 1
+        out = self._act(action, src, obs, k)
+        if self.on_step is not None:
+            self.on_step(k, obs, out)
+        self.k += 1
+        self.ticks += 1
+        return not self._stopped(obs)
+
+    def _count_dropped(self, chunks, k: int) -> None:
+        """Actions of new chunks whose tick passed before they arrived (index 0, the
+        observation's own tick, is never executable and not counted)."""
+        for c in chunks:
+            if c.n > self.chunks_seen:
+                self.dropped += max(0, min(k, c.tick + len(c.actions)) - c.tick - 1)
+
+    def _act(self, action, src, obs, k: int) -> np.ndarray | None:
+        """The shield's command for tick k, sent unless a dry run; what went out, or None."""
+        out = self.shield(action, obs)
+        if out is not None and src is not None:
+            self.age[k] = time.time() - src.obs_stamp
+        if out is not None and not self.cfg.dry_run:
+            a = self.clock()
+            try:
+                self.robot.command(out)
+            except EStopped as e:  # the robot latched first: nothing was published
+                self.shield.estop(f"robot: {e}")
+                out = None
             if out is not None:
-                actions[k] = out
-            if on_step is not None:
-                on_step(k, obs, out)
-            k += 1
-            ticks += 1
-            if shield.latched:
-                status = "estop"
-                break
-            if status == "robot_lost":
-                break
-            info = getattr(obs, "info", None) or {}
-            success_run = success_run + 1 if info.get("success") else 0
-            if success_run >= cfg.success_hold:
-                success = True
-                if cfg.stop_on_success:
-                    status = "success"
-                    break
-            if worker.goal_done and goal is not None:
-                status = "goal_reached"
-                break
-    except Exception as e:  # the robot failed: report what happened so far
-        status, err = "robot_error", repr(e)
-        log.error("deploy: robot error at step %d: %r", k, e)
-    finally:
-        worker.stop()
-        worker.join(timeout=5.0)
-    duration = clock() - t0
-    infer = np.asarray(worker.infer_s)
-    return LoopReport(
-        status=status,
-        steps=ticks,
-        duration_s=duration,
-        rate_hz=cfg.rate_hz,
-        achieved_hz=ticks / duration if duration > 0 else 0.0,
-        overruns=overruns,
-        skipped=skipped,
-        chunks=len(infer),
-        dropped=dropped,
-        held=held,
-        sent=sent,
-        dry_run=cfg.dry_run,
-        success=success,
-        timings_ms={
-            "observe": _pct(t_obs[:k]),
-            "infer": _pct(infer),
-            "send": _pct(t_send[:k]),
-            "obs_age": _pct(age[:k]),
-        },
-        shield=shield.report(),
-        actions=np.zeros((0, 0)) if actions is None else actions[: min(k, n)],
-        error=err,
-        subgoal=None if goal is None else int(getattr(goal, "active", 0)),
-        subgoal_switches=list(worker.switches),
-    )
+                self.t_send[k] = self.clock() - a
+                self.sent += 1
+        if self.actions is None:
+            self.actions = np.full((self.n, self.shield.action.dim), np.nan)
+        if out is not None:
+            self.actions[k] = out
+        return out
+
+    def _stopped(self, obs) -> bool:
+        """Whether the run ends after this tick (sets the status)."""
+        if self.shield.latched:
+            self.status = "estop"
+            return True
+        if self.status == "robot_lost":
+            return True
+        info = getattr(obs, "info", None) or {}
+        self.success_run = self.success_run + 1 if info.get("success") else 0
+        if self.success_run >= self.cfg.success_hold:
+            self.success = True
+            if self.cfg.stop_on_success:
+                self.status = "success"
+                return True
+        if self.worker.goal_done and self.goal is not None:
+            self.status = "goal_reached"
+            return True
+        return False
+
+    def _report(self, duration: float) -> LoopReport:
+        k, infer = self.k, np.asarray(self.worker.infer_s)
+        return LoopReport(
+            status=self.status,
+            steps=self.ticks,
+            duration_s=duration,
+            rate_hz=self.cfg.rate_hz,
+            achieved_hz=self.ticks / duration if duration > 0 else 0.0,
+            overruns=self.overruns,
+            skipped=self.skipped,
+            chunks=len(infer),
+            dropped=self.dropped,
+            held=self.held,
+            sent=self.sent,
+            dry_run=self.cfg.dry_run,
+            success=self.success,
+            timings_ms={
+                "observe": _pct(self.t_obs[:k]),
+                "infer": _pct(infer),
+                "send": _pct(self.t_send[:k]),
+                "obs_age": _pct(self.age[:k]),
+            },
+            shield=self.shield.report(),
+            actions=np.zeros((0, 0)) if self.actions is None else self.actions[: min(k, self.n)],
+            error=self.err,
+            subgoal=None if self.goal is None else int(getattr(self.goal, "active", 0)),
+            subgoal_switches=list(self.worker.switches),
+        )
 
 
 def _pct(x: np.ndarray) -> dict[str, float]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sim.pipeline import DemoSettings, quick_settings, run_demo, settings_from
+from sim.testing import Killed, kill_at
 
 TINY = DemoSettings(
     task="lift", episodes=3, image_size=(48, 48), train_steps=12, batch_size=32,
@@ -60,17 +61,10 @@ def test_a_rerun_skips_finished_stages_and_a_killed_training_run_resumes(first_r
 
     longer = replace(TINY, train_steps=16, goals=("final",))
     run = root / "cache" / f"train_final-{longer.stage_keys()['train final']}"
-
-    class Killed(Exception):
-        pass
-
-    def kill(step, path):
-        raise Killed(step)
-
-    with pytest.raises(Killed):
+    with pytest.raises(Killed):  # at the first checkpoint
         train(next((root / "cache").glob("demos-*")), run, goal="final", steps=16,
               batch_size=32, lr=longer.lr, warmup_steps=1, checkpoint_every=4,
-              seed=longer.seed, progress=False, on_checkpoint=kill)  # fmt: skip
+              seed=longer.seed, progress=False, on_checkpoint=kill_at())  # fmt: skip
     assert not (run / "stage.json").exists()
     third = run_demo(longer, root / "run3", root / "cache", progress=False)
     assert third.stages["collect"].get("cached") and third.stages["decompose"].get("cached")

@@ -20,19 +20,14 @@ from decomposer.relabel import budgets as relabel_budgets
 from decomposer.task import RelaySettings, demo_subgoals, relay_for, state_embedder
 from demos import DemoFolder
 from demos.subgoals import Subgoals, write_subgoals
-from policies.checkpoint import load_stats, resolve
+from policies.checkpoint import load_stats
 from policies.train import train
 from sim import Expert, SimError, UnknownEnvError, env_spec, make_env, run_expert
 from sim.eval_episode import EpisodeRunner
 from sim.evaluate import EvalSettings, _prepare, evaluate
+from sim.testing import mlp_policy, train_checkpoint
 
-TINY = {
-    "network": "mlp",
-    "network_kwargs": {"hidden": 64, "blocks": 1},
-    "d_state": 16,
-    "horizon": 8,
-    "n_action_steps": 4,
-}
+TINY = mlp_policy(64, d_state=16, horizon=8, n_action_steps=4)
 CUT = dict(min_interval=18, gamma=0.08)  # the evaluator's default cut at 20 fps (0.9 s)
 KEYS = ["eef_pos", "eef_quat", "gripper_qpos", "object"]
 FAST = dict(videos=0, max_steps=20, progress=False)
@@ -64,10 +59,8 @@ def demos(tmp_path_factory):
 
 
 def _train(demos, out, goal):
-    return resolve(
-        train(demos.root, out, policy=TINY, goal=goal, steps=150, batch_size=32, lr=1e-3,
-              warmup_steps=10, checkpoint_every=150, progress=False).checkpoint
-    )  # fmt: skip
+    return train_checkpoint(demos.root, out, goal, policy=TINY, steps=150, batch_size=32,
+                            lr=1e-3, warmup_steps=10)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

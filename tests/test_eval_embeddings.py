@@ -4,31 +4,21 @@ the policy embeds the raw frames itself, and the goal frame comes from the task 
 import numpy as np
 import pytest
 
-from demos import DemoFolder
-from policies.train import train
-from sim import Expert, env_spec, make_env, run_expert
 from sim.evaluate import evaluate
+from sim.testing import expert_folder, mlp_policy, train_checkpoint
 
 CAM, SIZE = "agentview", (32, 32)
-TINY = {"network": "mlp", "network_kwargs": {"hidden": 32, "blocks": 1}, "d_state": 8,
-        "d_embedding": 8, "horizon": 4, "n_action_steps": 2}  # fmt: skip
+TINY = mlp_policy(32, d_state=8, d_embedding=8, horizon=4, n_action_steps=2)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, one_torch_thread):
     root = tmp_path_factory.mktemp("emb")
-    folder = DemoFolder.create(
-        root / "lift", env_spec("lift", cameras=(CAM,), image_size=SIZE).dataset_info()
-    )
-    with make_env("lift", cameras=(CAM,), image_size=SIZE) as env:
-        for seed in range(2):
-            folder.add_episode(run_expert(env, Expert("lift"), seed).episode)
-    run = train(
-        folder.root, root / "run", policy=TINY, goal="final", state_keys=["eef_pos"],
-        embeddings=[CAM], backbone="pixels", steps=4, batch_size=16, warmup_steps=1,
-        checkpoint_every=4, progress=False,
+    folder = expert_folder(root / "lift", "lift", range(2), cameras=(CAM,), image_size=SIZE)
+    return train_checkpoint(
+        folder.root, root / "run", "final", policy=TINY, state_keys=["eef_pos"],
+        embeddings=[CAM], backbone="pixels", steps=4, batch_size=16,
     )  # fmt: skip
-    return run.checkpoint
 
 
 def test_the_policy_sees_its_backbone_camera_and_a_goal_frame(checkpoint, tmp_path):

@@ -9,10 +9,9 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from demos.synthetic import make_folder
 from policies import CheckpointError, Policy, PolicyInputError
 from policies.chunks import Chunk, plan_due, scheduled_action
-from policies.train import train
+from sim.testing import mlp_policy, synthetic_folder, train_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -23,18 +22,11 @@ OBS = {"joint_pos": np.linspace(-0.5, 0.5, 7), "eef_pos": np.array([0.3, 0.6, 0.
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     root = tmp_path_factory.mktemp("policy")
-    folder = make_folder(root / "demo", episodes=3, T=30, size=(32, 32))
-    run = train(
-        folder.root,
-        root / "run",
-        policy={"network": "mlp", "network_kwargs": {"hidden": 32, "blocks": 1}, "d_state": 16},
-        steps=4,
-        batch_size=8,
-        warmup_steps=1,
-        checkpoint_every=4,
-        progress=False,
+    folder = synthetic_folder(root / "demo")
+    policy = mlp_policy(32, d_state=16)  # default horizon 16, 8 actions executed per plan
+    return train_checkpoint(
+        folder.root, root / "run", "future", policy=policy, steps=4, batch_size=8
     )
-    return run.checkpoint
 
 
 class Counter:

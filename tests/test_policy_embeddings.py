@@ -15,17 +15,17 @@ from decomposer.errors import DecomposerError
 from decomposer.fitting import fit_backbone
 from decomposer.weights import load_backbone
 from demos.errors import DemoFolderError
-from demos.synthetic import make_folder
 from demos.windows import WindowDataset
 from policies import CheckpointError, Policy, PolicyInputError
 from policies.embeddings import embedding_key, folder_embeddings
 from policies.train import train
 from policies.train_cli import train_from_config
+from sim.testing import kill_at, mlp_policy, synthetic_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-TINY = {"network": "mlp", "network_kwargs": {"hidden": 32, "blocks": 1}, "d_state": 8}
+TINY = mlp_policy(32, d_state=8)
 ARGS = dict(
     policy={**TINY, "d_embedding": 8, "horizon": 8, "n_action_steps": 4},
     goal="final",
@@ -40,7 +40,7 @@ KEY = embedding_key("agentview")
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    return make_folder(tmp_path_factory.mktemp("emb") / "d", episodes=3, T=30, size=(32, 32))
+    return synthetic_folder(tmp_path_factory.mktemp("emb") / "d")
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +136,10 @@ def test_resume_with_embeddings(demo, tmp_path):
     args = {**ARGS, "steps": 6, "checkpoint_every": 3}
     kw = dict(embeddings=["agentview"], backbone="pixels")
     full = train(demo.root, tmp_path / "full", **kw, **args)
-
-    def kill(step, path):
-        if step == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(demo.root, tmp_path / "cut", **kw, **args, on_checkpoint=kill)
+    with pytest.raises(KeyboardInterrupt):  # as a Ctrl-C right after the step-3 checkpoint
+        train(
+            demo.root, tmp_path / "cut", **kw, **args, on_checkpoint=kill_at(3, KeyboardInterrupt)
+        )
     resumed = train(demo.root, tmp_path / "cut", **kw, **args, resume=True)
     a = load_file(full.checkpoint / "ema.safetensors")
     b = load_file(resumed.checkpoint / "ema.safetensors")
@@ -183,7 +180,7 @@ def test_cli_trains_on_embeddings(demo, tmp_path):
                 "backbone=pixels",
                 "state_keys=[eef_pos]",
                 "goal=future",
-                "steps=2",
+                "train_steps=2",
                 "batch_size=8",
                 "warmup_steps=1",
                 "progress=false",

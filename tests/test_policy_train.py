@@ -9,21 +9,16 @@ import torch
 from safetensors.torch import load_file
 
 from demos.errors import DemoFolderError
-from demos.synthetic import make_folder
 from policies import Policy
 from policies.checkpoint import CheckpointError
 from policies.goals import uvd_goal_indices
 from policies.train import train
+from sim.testing import Killed, kill_at, mlp_policy, synthetic_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-TINY = {
-    "network": "mlp",
-    "network_kwargs": {"hidden": 32, "blocks": 1, "dropout": 0.1},  # dropout: uses the RNG
-    "d_state": 16,
-    "horizon": 8,
-}
+TINY = mlp_policy(32, dropout=0.1, d_state=16, horizon=8)  # dropout: uses the RNG
 ARGS = dict(
     policy=TINY,
     goal="future",  # draws goals from Python's `random`
@@ -39,19 +34,7 @@ ARGS = dict(
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    return make_folder(tmp_path_factory.mktemp("demo") / "d", episodes=3, T=30, size=(32, 32))
-
-
-class Killed(Exception):
-    pass
-
-
-def _kill_at(step):
-    def hook(s, path):
-        if s == step:
-            raise Killed
-
-    return hook
+    return synthetic_folder(tmp_path_factory.mktemp("demo") / "d")
 
 
 def test_run_writes_checkpoints_metrics_and_plot(demo, tmp_path):
@@ -92,7 +75,7 @@ def test_run_writes_checkpoints_metrics_and_plot(demo, tmp_path):
 def test_killed_run_resumes_to_the_same_weights(demo, tmp_path):
     full = train(demo.root, tmp_path / "full", **ARGS).checkpoint
     with pytest.raises(Killed):
-        train(demo.root, tmp_path / "cut", on_checkpoint=_kill_at(8), **ARGS)
+        train(demo.root, tmp_path / "cut", on_checkpoint=kill_at(8), **ARGS)
     ckpts = tmp_path / "cut" / "checkpoints"
     assert not (ckpts / "000012").exists()
     (ckpts / ".tmp-000012-half").mkdir()  # what a kill during a save leaves: ignored
@@ -113,7 +96,7 @@ def test_killed_run_resumes_to_the_same_weights(demo, tmp_path):
 
 def test_resume_refuses_changed_arguments(demo, tmp_path):
     with pytest.raises(Killed):
-        train(demo.root, tmp_path / "run", on_checkpoint=_kill_at(4), **ARGS)
+        train(demo.root, tmp_path / "run", on_checkpoint=kill_at(4), **ARGS)
     with pytest.raises(CheckpointError, match=r"different \['lr'\]"):
         train(demo.root, tmp_path / "run", resume=True, **{**ARGS, "lr": 5e-4})
     with pytest.raises(CheckpointError, match="holds no checkpoint"):
@@ -121,7 +104,7 @@ def test_resume_refuses_changed_arguments(demo, tmp_path):
 
 
 def test_broken_folder_stops_before_the_first_step(tmp_path):
-    folder = make_folder(tmp_path / "bad", episodes=2, T=30, size=(32, 32))
+    folder = synthetic_folder(tmp_path / "bad", episodes=2)
     path = folder.episode_dir(1) / "lowdim.npz"
     arrays = dict(np.load(path))
     arrays["action"][5, 1] = np.nan

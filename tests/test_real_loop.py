@@ -183,13 +183,8 @@ def test_slow_inference_drops_past_due_actions_and_holds():
 def test_temporal_ensemble_blends_overlapping_chunks():
     robot, planner = PointRobot(), TracePlanner(horizon=4, n_action_steps=1)
     m = 0.5
-    report = run_loop(
-        robot,
-        planner,
-        shield(),
-        LoopConfig(rate_hz=RATE, max_steps=20, temporal_ensemble=m),
-        **steady(),
-    )
+    planner.settings["temporal_ensemble"] = m  # the policy's setting decides, as in simulation
+    report = run_loop(robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=20), **steady())
     assert report.chunks >= 15  # a plan every tick
     # tick k blends chunks from ticks k-3..k-1 (those present): value = sum w_j (100 t_j + k - t_j)
     k, v = 12, robot.sent[12][0]
@@ -250,7 +245,7 @@ def test_planner_failure_stops_the_loop():
 # ---------------------------------------------------------------------- uvdiff-deploy on MuJoCo
 @pytest.fixture(scope="module")
 def sim_checkpoint(tmp_path_factory):
-    from rosrig.policy import noise_checkpoint
+    from sim.testing import noise_checkpoint
 
     return noise_checkpoint(tmp_path_factory.mktemp("deploy"))
 
@@ -338,9 +333,8 @@ def demo_with_subgoals(root, T=40, subgoals=(12, 25, 39)):
     """A sim-shaped demo whose eef_pos walks a line; subgoals.json as the decomposer writes."""
     import json
 
-    from rosrig.policy import SIM_STATE
-
     from demos import DatasetInfo, DemoFolder, Episode
+    from sim.testing import SIM_STATE
 
     info = DatasetInfo(fps=20, action_dim=7, state=SIM_STATE, robot="panda", action_kind="delta_ee")
     folder = DemoFolder.create(root, info)
@@ -386,9 +380,8 @@ def demo_goal(folder, keys, relay=DEFAULT_RELAY, goal="final", stats=None):
     """What ``uvdiff-deploy`` builds for a policy with these goal keys and goal mode."""
     from types import SimpleNamespace
 
-    from rosrig.policy import SIM_STATE
-
     from real.deploy import task_goal
+    from sim.testing import SIM_STATE
 
     config = SimpleNamespace(resolved_goal_keys=keys, state=SIM_STATE, goal=goal)
     return task_goal(None, config, folder.root, 0, relay, stats=stats or {})
@@ -420,27 +413,11 @@ def test_subgoal_relay_follows_the_demo(tmp_path):
 
 def test_goal_conditioned_deploy_needs_a_demo(tmp_path, capsys, one_torch_thread):
     from demos import DatasetInfo, DemoFolder, Episode  # noqa: F401
-    from policies.train import train
     from real.deploy_cli import run
+    from sim.testing import TINY_MLP, train_checkpoint
 
     folder, _ = demo_with_subgoals(tmp_path / "demo")
-    ckpt = train(
-        folder.root,
-        tmp_path / "run",
-        policy={
-            "network": "mlp",
-            "network_kwargs": {"hidden": 16, "blocks": 1},
-            "d_state": 8,
-            "horizon": 8,
-            "n_action_steps": 4,
-        },
-        goal="final",
-        steps=2,
-        batch_size=4,
-        warmup_steps=1,
-        checkpoint_every=2,
-        progress=False,
-    ).checkpoint
+    ckpt = train_checkpoint(folder.root, tmp_path / "run", "final", policy=TINY_MLP, steps=2)
     cfg = compose(f"checkpoint={ckpt}", "robot=sim", "max_steps=10")
     assert run(cfg) == 2
     assert "goal-conditioned" in capsys.readouterr().err

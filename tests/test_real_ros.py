@@ -45,7 +45,7 @@ def shared(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from rosrig.policy import noise_checkpoint
+    from sim.testing import noise_checkpoint
 
     return noise_checkpoint(tmp_path_factory.mktemp("ros_policy"))
 
@@ -254,8 +254,9 @@ def test_estop_in_the_middle_of_a_chunk_stops_all_commands(rig, checkpoint, tmp_
     port = rig.bridge()
     arm = rig.arm("--estop-after", "10")
     robot, spec, _ = make(port)
-    loop = LoopConfig(rate_hz=20, max_steps=100, n_action_steps=4)
-    report = deploy(checkpoint, robot, spec, loop, out=tmp_path)
+    loop = LoopConfig(rate_hz=20, max_steps=100)
+    report = deploy(checkpoint, robot, spec, loop, policy_settings={"n_action_steps": 4},
+                    out=tmp_path)  # fmt: skip
     assert report.status == "estop" and report.exit_code == 2
     assert report.shield["estop"]
     assert wait_for(lambda: arm_status(arm)["estop_at"] is not None)  # written each step
@@ -413,38 +414,24 @@ def test_killed_robot_node_loop_holds_reports_and_exits_nonzero(rig, checkpoint,
 def test_trained_policy_lifts_the_cube_through_rosbridge(tmp_path):
     """Scripted lift demos -> a tiny state policy trained here -> uvdiff-deploy robot=rosbridge
     -> roslibpy -> the test bridge -> ROS 1 -> the simulated arm node, on unseen seeds."""
-    import torch
-
-    from policies.train import train
     from real.deploy_cli import run
     from sim.collect import collect
+    from sim.testing import mlp_policy, train_checkpoint
 
     stats = collect("lift", 20, tmp_path / "lift", 0, workers=1, progress=False)
     assert stats.succeeded >= 18
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        ckpt = train(
-            tmp_path / "lift",
-            tmp_path / "run",
-            policy={
-                "network": "mlp",
-                "network_kwargs": {"hidden": 128, "blocks": 2, "dropout": 0.0},
-                "d_state": 64,
-                "horizon": 8,
-                "n_action_steps": 4,
-            },
-            goal="none",
-            steps=1500,
-            batch_size=64,
-            lr=1e-3,
-            warmup_steps=50,
-            ema_decay=0.99,
-            checkpoint_every=1500,
-            progress=False,
-        ).checkpoint
-    finally:
-        torch.set_num_threads(n)
+    policy = mlp_policy(128, blocks=2, dropout=0.0, d_state=64, horizon=8, n_action_steps=4)
+    ckpt = train_checkpoint(  # on one torch thread (train_checkpoint's default)
+        tmp_path / "lift",
+        tmp_path / "run",
+        "none",
+        policy=policy,
+        steps=1500,
+        batch_size=64,
+        lr=1e-3,
+        warmup_steps=50,
+        ema_decay=0.99,
+    )
     results = []
     for seed in (100, 101, 102):  # not among the demos' seeds 0-19
         rig = Rig(tmp_path / f"rig{seed}")
