@@ -26,13 +26,14 @@ from demos.folder import DemoFolder
 from demos.subgoals import Subgoals, write_subgoals
 
 from .baselines import get_method
+from .defaults import DEFAULT_GAMMA, DEFAULT_MIN_INTERVAL_S
 from .embed_cache import episode_embeddings
 from .encoder import Encoder
 from .errors import DecomposerError
 from .fitting import default_camera, fit_backbone
 from .registry import get_spec
 from .relabel import boundary_scores, stage_boundaries
-from .uvd import DEFAULT_GAMMA, DEFAULT_MIN_INTERVAL_S, decompose, decompose_curves
+from .uvd import decompose, decompose_curves
 from .weights import load_backbone as _load
 
 PLOT = "decomposition.png"

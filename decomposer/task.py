@@ -23,9 +23,8 @@ import numpy as np
 from demos.folder import DemoFolder
 from demos.subgoals import check_subgoals, has_subgoals, read_subgoals
 
-from .relabel import budgets
+from .defaults import DEFAULT_GAMMA, DEFAULT_MIN_INTERVAL_S
 from .relay import DEFAULT_DELTA, SubgoalRelay
-from .uvd import DEFAULT_GAMMA, DEFAULT_MIN_INTERVAL_S, decompose
 
 Goal = dict[str, np.ndarray]
 #: {key: rows (T, ...) or one observation's values} -> embeddings (T, D) or (D,)
@@ -223,6 +222,8 @@ def demo_subgoals(
     rows: Mapping[str, np.ndarray], embed: Embed, *, min_interval: int, gamma: float
 ) -> tuple[list[int], np.ndarray]:
     """UVD subgoals of a demo: (ascending frame indices ending at T-1, its (T, D) embeddings)."""
+    from .uvd import decompose  # scipy: only where a demo is cut
+
     emb = np.asarray(embed(rows), dtype=np.float64)
     return decompose(emb, min_interval=min_interval, gamma=gamma), emb
 
@@ -234,6 +235,8 @@ def relay_for(emb: np.ndarray, subgoals: Sequence[int], settings: RelaySettings)
     "nearest" tracks progress: the active subgoal is the one the demo was heading for at its
     frame nearest the current observation (strictly ahead of that frame), UVD's
     nearest-neighbour rule with the task demo's frames as the neighbours."""
+    from .relabel import budgets
+
     s = check_subgoals(subgoals, len(emb))
     if settings.rule != "nearest":
         return SubgoalRelay(emb[s], rule=settings.rule, budgets=budgets(s), eps=settings.eps,

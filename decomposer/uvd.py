@@ -33,12 +33,10 @@ import numpy as np
 from scipy.linalg import toeplitz
 from scipy.signal import savgol_filter
 
+from .defaults import DEFAULT_GAMMA, DEFAULT_MIN_INTERVAL, DEFAULT_MIN_INTERVAL_S  # noqa: F401
+
 Curve = Callable[[np.ndarray], np.ndarray]
 
-#: UVD's decomposition defaults: 18 frames between subgoals (seconds above ``decompose``:
-#: 18 frames at robosuite's 20 fps) and the RBF bandwidth over frame indices.
-DEFAULT_MIN_INTERVAL, DEFAULT_GAMMA = 18, 0.08
-DEFAULT_MIN_INTERVAL_S = DEFAULT_MIN_INTERVAL / 20
 #: Kernel weights below this are dropped by the banded smoother (relative to the centre weight 1).
 KERNEL_EPS = 1e-16
 SAVGOL_WINDOW, SAVGOL_ORDER = 85, 2
