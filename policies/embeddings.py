@@ -132,3 +132,32 @@ def load_embedder(
             f"trained on embeddings from weights {entry['weights_hash']}"
         )
     return enc
+
+
+def relay_embedder(ckpt: Path, config, stats: dict[str, Any]) -> tuple[Any, str]:
+    """(embed function, what it is) for the subgoal relay of a goal-conditioned policy: what a
+    task demo is cut with and what each observation is compared with.
+
+    A policy whose goal is a backbone embedding of a camera (``embeddings=[cam]``) relays on
+    that backbone over the camera's frames: UVD on video, one vector space from the demo's
+    subgoals to the policy's goal. Otherwise the goal's state keys, each scaled to [-1, 1] by
+    the training ``stats`` (a key without stats as it is). A goal camera encoded end to end
+    has no such space: a ValueError.
+    """
+    from decomposer.task import frames_embedder, state_embedder
+
+    goal_keys = list(config.resolved_goal_keys)
+    record = config.backbone or {}
+    cams = {embedding_key(c): c for c in (record.get("cameras") or {})}
+    visual = [cams[k] for k in goal_keys if k in cams]
+    if visual:
+        enc = load_embedder(Path(ckpt), record, visual[0], device="cpu")
+        return frames_embedder(enc, visual[0]), f"{record['name']} on {visual[0]}"
+    raw = [k for k in goal_keys if k in config.cameras]
+    if raw:
+        raise ValueError(
+            f"{ckpt}: the goal cameras {raw} are encoded end to end, so a subgoal relay has no "
+            "embedding to compare; train with embeddings=[camera] backbone=NAME for UVD goals"
+        )
+    keys = [k for k in goal_keys if k in config.state]
+    return state_embedder(keys, stats), "normalised state: " + ", ".join(keys)

@@ -92,24 +92,35 @@ def task_goal(checkpoint, config, demo, episode, relay: RelaySettings | None, *,
     subgoals walked by ``relay`` when its episode has a ``subgoals.json`` or the policy is
     goal=uvd (then cut here on the state scaled by ``stats``, by default the checkpoint's
     training statistics), else its last frame."""
-    from decomposer.task import read_task_demo, state_embedder, task_goals
+    from decomposer.task import read_task_demo, task_goals
     from demos import DemoFolder, DemoFolderError
     from policies.checkpoint import load_stats, resolve
+    from policies.embeddings import embedding_key, relay_embedder
 
-    keys = config.resolved_goal_keys
+    cams = (config.backbone or {}).get("cameras") or {}
+    embedded = {embedding_key(c): c for c in cams}  # an embedding goal: its camera's frames
+    raw = [k for k in config.resolved_goal_keys if k in config.cameras]
+    if raw:
+        raise ConfigError(
+            f"goal keys {raw} are cameras encoded end to end: deploy takes state goals and "
+            "camera goals on a backbone's embeddings (embeddings=[camera] backbone=NAME)"
+        )
+    keys = [embedded.get(k, k) for k in config.resolved_goal_keys]
     try:
-        folder = DemoFolder(demo)
-        cams = [k for k in keys if k not in config.state]
-        if cams:
-            raise ConfigError(f"goal keys {cams} are cameras: deploy supports state goals only")
-        task = read_task_demo(folder, episode, keys)
+        task = read_task_demo(DemoFolder(demo), episode, keys)
     except (DemoFolderError, ValueError) as e:
         raise ConfigError(f"demo={demo}: {e}") from None
     if relay is not None and task.subgoals is None and config.goal != "uvd":
         relay = None  # no subgoals to walk: a final-goal policy gets the last frame
-    if stats is None:
-        stats = load_stats(resolve(checkpoint), keys)
-    embed = state_embedder(keys, stats)
+    embed = None
+    if relay is not None:
+        ckpt = None if checkpoint is None else resolve(checkpoint)
+        if stats is None:
+            stats = load_stats(ckpt, [k for k in keys if k in config.state])
+        try:  # the evaluator's relay embedding: the goal's backbone, or its scaled state
+            embed = relay_embedder(ckpt, config, stats)[0]
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return task_goals(task.rows, relay=relay, embed=embed, fps=task.fps, subgoals=task.subgoals)
 
 

@@ -37,8 +37,8 @@ class EpisodeRunner:
     """One worker's env, policy and expert; ``episode(i)`` never raises."""
 
     def __init__(self, job: EvalJob):
-        from decomposer.task import state_embedder
         from policies import Policy
+        from policies.embeddings import relay_embedder
 
         from .envs import make_env
 
@@ -61,9 +61,9 @@ class EpisodeRunner:
                 from demos import DemoFolder
 
                 self.folder = DemoFolder(job.settings.goal_source)
-        self.embed = state_embedder(
-            [k for k in job.goal_keys if k in job.goal_stats], job.goal_stats
-        )
+        self.embed = None
+        if job.goal == "uvd":  # the relay's embedding: the goal's backbone, or its state
+            self.embed = relay_embedder(Path(job.checkpoint), self.policy.config, job.goal_stats)[0]
 
     def close(self) -> None:
         self.env.close()

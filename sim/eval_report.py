@@ -48,9 +48,7 @@ def eval_info(job: EvalJob, per_episode: list[dict[str, Any]], wall: float) -> d
         per_episode=per_episode,
     )
     if job.goal == "uvd":
-        info["relay"] = dict(
-            **asdict(s.relay), embedding="normalised state: " + ", ".join(job.goal_stats)
-        )
+        info["relay"] = dict(**asdict(s.relay), embedding=job.relay_embedding)
     return info
 
 

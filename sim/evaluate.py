@@ -112,6 +112,7 @@ class EvalJob:
     image_size: list[int]
     overrides: dict[str, Any]  # inference overrides, None values dropped
     policy_settings: dict[str, Any]  # the policy's inference settings after the overrides
+    relay_embedding: str = ""  # goal=uvd: what the relay compares (for the report)
     out_dir: str = ""
 
 
@@ -212,12 +213,15 @@ def _prepare(checkpoint, env_name: str, s: EvalSettings) -> EvalJob:
     overrides = {k: v for k, v in s.inference.items() if v is not None}
     policy = _load_policy(ckpt, overrides)  # the weights, stats and settings load here too
     goal_keys = cfg.resolved_goal_keys
-    goal_cameras = [k for k in goal_keys if k in cfg.cameras or k in cfg.embeddings]
-    if cfg.goal == "uvd" and goal_cameras:
-        raise SimError(
-            f"{ckpt}: goal=uvd with camera goals {goal_cameras} needs a visual backbone to "
-            "decompose the task demo; evaluating it is not wired yet (state goals are)"
-        )
+    goal_stats = load_stats(ckpt, [k for k in goal_keys if k in cfg.state])
+    relay_embedding = ""
+    if cfg.goal == "uvd":
+        from policies.embeddings import relay_embedder
+
+        try:  # what the relay compares: the goal's backbone on its camera, or its state
+            relay_embedding = relay_embedder(ckpt, cfg, goal_stats)[1]
+        except ValueError as e:
+            raise SimError(str(e)) from None
     if s.goal_source != "expert" and cfg.uses_goal:
         _check_goal_folder(s.goal_source, goal_keys, cfg)
     s = replace(s, video_size=tuple(int(v) for v in s.video_size))
@@ -228,7 +232,8 @@ def _prepare(checkpoint, env_name: str, s: EvalSettings) -> EvalJob:
         orders=orders,
         goal=cfg.goal,
         goal_keys=goal_keys,
-        goal_stats=load_stats(ckpt, [k for k in goal_keys if k in cfg.state]),
+        goal_stats=goal_stats,
+        relay_embedding=relay_embedding,
         cameras=list(_policy_cameras(cfg)),
         embedded=_embedded_cameras(cfg),
         image_size=image_size,

@@ -37,3 +37,54 @@ def test_the_policy_sees_its_backbone_camera_and_a_goal_frame(checkpoint, tmp_pa
         e["final_eef_pos"] for e in first.episodes
     ]
     assert not np.allclose(first.episodes[0]["final_eef_pos"], first.episodes[1]["final_eef_pos"])
+
+
+@pytest.fixture(scope="module")
+def uvd_video(tmp_path_factory, one_torch_thread):
+    """A goal=uvd policy on pixels embeddings of its camera, its subgoals cut by UVD on the
+    same backbone's embeddings of the demo videos."""
+    from decomposer.pipeline import decompose_folder
+
+    root = tmp_path_factory.mktemp("uvdvid")
+    folder = expert_folder(root / "lift", "lift", range(2), cameras=(CAM,), image_size=SIZE)
+    decompose_folder(folder.root, "pixels", camera=CAM, min_interval_s=0.5, plots=False,
+                     progress=False)  # fmt: skip
+    ckpt = train_checkpoint(
+        folder.root, root / "run", "uvd", policy=TINY, state_keys=["eef_pos"],
+        embeddings=[CAM], backbone="pixels", steps=4, batch_size=16,
+    )  # fmt: skip
+    return folder, ckpt
+
+
+def test_uvd_on_video_cuts_and_relays_on_the_policys_backbone(uvd_video, tmp_path):
+    from decomposer.task import RelaySettings, demo_subgoals, frames_embedder
+    from policies.checkpoint import load_config
+    from policies.embeddings import load_embedder
+
+    folder, ckpt = uvd_video
+    cfg, _ = load_config(ckpt)
+    relay = RelaySettings(min_interval_s=0.5)
+    kw = dict(workers=0, videos=0, max_steps=30, progress=False, relay=relay)
+    res = evaluate(ckpt, "lift", 1, seed=0, out_dir=tmp_path / "e", **kw)
+    (ep,) = res.episodes
+    assert ep["error"] is None and res.info["relay"]["embedding"] == f"pixels on {CAM}"
+    # the expert's demo of seed 0 is the folder's episode 0: its frames through the policy's
+    # own backbone, cut by UVD, are the subgoals the rollout was given
+    enc = load_embedder(ckpt, cfg.backbone, CAM)
+    frames = folder.read_episode(0).frames[CAM]
+    cut, emb = demo_subgoals({CAM: frames}, frames_embedder(enc, CAM), min_interval=10,
+                             gamma=relay.gamma)  # fmt: skip
+    assert ep["demo"]["subgoals"] == cut and len(cut) >= 2
+    assert emb.shape[1] == enc.dim
+    # deploy takes the same door: the folder's subgoals.json (UVD on the same backbone)
+    from real.deploy import task_goal
+
+    goal = task_goal(ckpt, cfg, folder.root, 0, relay)
+    assert goal.subgoals == json_subgoals(folder, 0) and goal.relay is not None
+    np.testing.assert_array_equal(goal.goals[0][CAM], frames[goal.subgoals[0]])
+
+
+def json_subgoals(folder, episode):
+    from demos.subgoals import read_subgoals
+
+    return read_subgoals(folder, episode).frames

@@ -383,7 +383,8 @@ def demo_goal(folder, keys, relay=DEFAULT_RELAY, goal="final", stats=None):
     from real.deploy import task_goal
     from sim.testing import SIM_STATE
 
-    config = SimpleNamespace(resolved_goal_keys=keys, state=SIM_STATE, goal=goal)
+    config = SimpleNamespace(resolved_goal_keys=keys, state=SIM_STATE, goal=goal, cameras={},
+                             backbone=None)  # fmt: skip
     return task_goal(None, config, folder.root, 0, relay, stats=stats or {})
 
 
