@@ -12,11 +12,15 @@ TINY = mlp_policy(32, d_state=8, d_embedding=8, horizon=4, n_action_steps=2)
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, one_torch_thread):
+def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("emb")
-    folder = expert_folder(root / "lift", "lift", range(2), cameras=(CAM,), image_size=SIZE)
+    return expert_folder(root / "lift", "lift", range(2), cameras=(CAM,), image_size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(folder, one_torch_thread):
     return train_checkpoint(
-        folder.root, root / "run", "final", policy=TINY, state_keys=["eef_pos"],
+        folder.root, folder.root.parent / "run", "final", policy=TINY, state_keys=["eef_pos"],
         embeddings=[CAM], backbone="pixels", steps=4, batch_size=16,
     )  # fmt: skip
 
@@ -40,17 +44,15 @@ def test_the_policy_sees_its_backbone_camera_and_a_goal_frame(checkpoint, tmp_pa
 
 
 @pytest.fixture(scope="module")
-def uvd_video(tmp_path_factory, one_torch_thread):
+def uvd_video(folder, one_torch_thread):
     """A goal=uvd policy on pixels embeddings of its camera, its subgoals cut by UVD on the
-    same backbone's embeddings of the demo videos."""
+    same backbone's embeddings of the demo videos (the final-goal policy ignores them)."""
     from decomposer.pipeline import decompose_folder
 
-    root = tmp_path_factory.mktemp("uvdvid")
-    folder = expert_folder(root / "lift", "lift", range(2), cameras=(CAM,), image_size=SIZE)
     decompose_folder(folder.root, "pixels", camera=CAM, min_interval_s=0.5, plots=False,
                      progress=False)  # fmt: skip
     ckpt = train_checkpoint(
-        folder.root, root / "run", "uvd", policy=TINY, state_keys=["eef_pos"],
+        folder.root, folder.root.parent / "run-uvd", "uvd", policy=TINY, state_keys=["eef_pos"],
         embeddings=[CAM], backbone="pixels", steps=4, batch_size=16,
     )  # fmt: skip
     return folder, ckpt
@@ -64,7 +66,7 @@ def test_uvd_on_video_cuts_and_relays_on_the_policys_backbone(uvd_video, tmp_pat
     folder, ckpt = uvd_video
     cfg, _ = load_config(ckpt)
     relay = RelaySettings(min_interval_s=0.5)
-    kw = dict(workers=0, videos=0, max_steps=30, progress=False, relay=relay)
+    kw = dict(workers=0, videos=0, max_steps=10, progress=False, relay=relay)
     res = evaluate(ckpt, "lift", 1, seed=0, out_dir=tmp_path / "e", **kw)
     (ep,) = res.episodes
     assert ep["error"] is None and res.info["relay"]["embedding"] == f"pixels on {CAM}"
