@@ -34,7 +34,8 @@ def run(cfg) -> int:
     info_path.write_text(json.dumps(info, indent=2) + "\n")
     i = result.info
     print(
-        f"{i['env']}: success {i['pc_success']:.1f}% ({i['n_success']}/{i['episodes']}), "
+        f"{i['env']}: success {i['pc_success']:.1f}% ({i['n_success']}/{i['episodes']}; 95% "
+        f"interval {i['ci95_success'][0]:.0f}-{i['ci95_success'][1]:.0f}%), "
         f"mean stages {i['mean_stages']:.2f} of {i['n_stages']}, {i['wall_s']:.0f} s; "
         f"report: {Path(result.out_dir, REPORT_MD)}"
     )

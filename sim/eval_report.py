@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .intervals import wilson
 from .tasks import ENVS
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ def eval_info(job: EvalJob, per_episode: list[dict[str, Any]], wall: float) -> d
         seed=s.seed,
         workers=s.workers,
         pc_success=100.0 * sum(ok) / s.episodes,
+        ci95_success=[round(100 * x, 1) for x in wilson(sum(ok), s.episodes)],  # Wilson, %
         n_success=sum(ok),
         mean_stages=float(np.mean([r["stages"] for r in per_episode])),
         stage_names=list(names),
@@ -121,7 +123,8 @@ def _report_md(info: Mapping[str, Any], by_order: Mapping[str, tuple[int, int]])
     lines = [
         f"# Evaluation of {info['checkpoint']} on {info['env']}",
         "",
-        f"- success: **{info['pc_success']:.1f}%** ({info['n_success']}/{info['episodes']}), "
+        f"- success: **{info['pc_success']:.1f}%** ({info['n_success']}/{info['episodes']}; "
+        f"95% interval {info['ci95_success'][0]:.0f}-{info['ci95_success'][1]:.0f}%, Wilson), "
         f"seeds {info['seed']}..{info['seed'] + info['episodes'] - 1}",
         f"- mean stages completed: {info['mean_stages']:.2f} of {info['n_stages']} "
         f"({', '.join(info['stage_names'])})",

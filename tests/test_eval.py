@@ -86,6 +86,10 @@ def test_eval_info_videos_report_and_seeded_episodes(final_ckpt, tmp_path):
     eps = info["per_episode"]
     assert [e["seed"] for e in eps] == [50, 51, 52] and [e["index"] for e in eps] == [0, 1, 2]
     assert info["pc_success"] == 100 * sum(e["success"] for e in eps) / 3
+    low, high = info["ci95_success"]  # Wilson's interval (sim.intervals, checked on its own)
+    assert (
+        0 <= low <= info["pc_success"] <= high <= 100 and high - low > 40
+    )  # 3 episodes say little
     assert info["mean_stages"] == np.mean([e["stages"] for e in eps]) and info["n_stages"] == 2
     assert info["stage_names"] == ["reach", "grasped", "lifted"] and info["n_errors"] == 0
     for e in eps:
