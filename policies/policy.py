@@ -26,6 +26,7 @@ from .checkpoint import EMA, MODEL, CheckpointError, load_config, load_stats, lo
 from .chunks import Chunk, plan_due, scheduled_action
 from .config import INFERENCE_FIELDS, PolicyConfig
 from .embeddings import embedding_key
+from .frames import FrameShapeError, fit_frame
 from .model import BesoModel
 from .normalize import Normalizers
 from .samplers import get_sampler
@@ -265,21 +266,21 @@ class Policy:
                 raise PolicyInputError(f"{what} {key!r} has NaN or inf values: {a}")
             out[key] = a
         for cam in cameras:
-            a = np.asarray(get(cam))
-            h, w = self.config.cameras[cam]
-            if a.shape != (h, w, 3) or a.dtype != np.uint8:
-                raise PolicyInputError(
-                    f"{what} {cam!r} is {a.dtype} {a.shape}, the checkpoint expects uint8 "
-                    f"({h}, {w}, 3) RGB"
-                )
-            out[cam] = a
+            try:  # another resolution of the same aspect ratio is resized to the trained one
+                out[cam] = fit_frame(get(cam), self.config.cameras[cam], cam, what)
+            except FrameShapeError as e:
+                raise PolicyInputError(str(e)) from None
         return out
 
     def _embed(self, key: str, frame: Any, what: str) -> np.ndarray:
         """A raw camera frame through the recorded backbone; the last frame per key is memoised
         (a goal image is passed every step but embedded once)."""
         cam = self._embedded[key]
-        a = np.asarray(frame)
+        size = (self.config.backbone or {})["cameras"][cam].get("size")
+        try:  # the backbone embeds frames at the size its cache was made from
+            a = fit_frame(frame, size, cam, what) if size else np.asarray(frame)
+        except FrameShapeError as e:
+            raise PolicyInputError(str(e)) from None
         if a.ndim != 3 or a.shape[-1] != 3 or a.dtype != np.uint8:
             raise PolicyInputError(
                 f"{what} {cam!r} is {a.dtype} {a.shape}: the backbone embeds uint8 (H, W, 3) RGB"

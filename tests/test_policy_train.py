@@ -3,13 +3,14 @@
 import json
 import random
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from demos.errors import DemoFolderError
-from policies import Policy
+from policies import Policy, PolicyInputError
 from policies.checkpoint import CheckpointError
 from policies.goals import uvd_goal_indices
 from policies.train import train
@@ -170,6 +171,20 @@ def test_image_policy_trains_and_acts(demo, tmp_path):
         "wrist": np.zeros((32, 32, 3), np.uint8),
     }
     assert pol.act(obs, goal=obs).shape == (4,)
+    # a camera that delivers another resolution of the same aspect ratio is resized to the
+    # trained 32x32 (area averaging), so the policy acts as on the resized frame
+    rng = np.random.default_rng(0)
+    big = {c: rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for c in ("agentview", "wrist")}
+    small = {c: cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for c, f in big.items()}
+    acts = []
+    for frames in (big, small):
+        pol.reset(seed=3)
+        acts.append(pol.act({**obs, **frames}, goal={**obs, **frames}))
+    np.testing.assert_array_equal(acts[0], acts[1])
+    # another aspect ratio would stretch the scene: refused, naming the camera and both shapes
+    wide = {**obs, "wrist": np.zeros((48, 64, 3), np.uint8)}
+    with pytest.raises(PolicyInputError, match=r"'wrist' is 48x64 .* trained on 32x32"):
+        pol.act(wide, goal=obs)
 
 
 def test_worker_processes_give_the_same_run(demo, tmp_path):
