@@ -1,0 +1,120 @@
+"""A camera-only BESO policy on one simulated task, end to end and resumable (issue 17's table).
+
+The policy sees only cameras (through a frozen backbone fitted on the demo videos, or encoded
+end to end) and the arm's own state; no object pose enters the backbone, the policy or the
+evaluation's inputs. Stages, each skipped when its output is there, so a killed run resumes:
+
+  collect   scripted demos with the cameras (``sim.collect``)
+  train     ``policies.train.train`` (the backbone's fit and embedding cache happen inside and
+            are timed with it); a killed training resumes from its last checkpoint
+  eval      ``sim.evaluate`` on seeds never used while tuning (default 3000..3049)
+
+Prints each stage's wall time and the success rate with its 95% Wilson interval, and writes
+``OUT/summary.json``. Example (lift, the frozen-embedding route):
+
+    MUJOCO_GL=egl .venv/bin/python benchmarks/camera_policy.py --task lift --out /tmp/cam_lift
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+PROPRIO = ["eef_pos", "eef_quat", "gripper_qpos"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", default="lift")
+    p.add_argument("--out", type=Path, required=True, help="the run folder (resumed if there)")
+    p.add_argument("--demos", type=int, default=50, help="scripted demos (seeds 0..N-1)")
+    p.add_argument("--cameras", nargs="+", default=["agentview", "robot0_eye_in_hand"])
+    p.add_argument("--image-size", type=int, nargs=2, default=[84, 84])
+    p.add_argument("--backbone", default="pixels", help="frozen backbone; 'none': end to end")
+    p.add_argument("--goal", default="none", help="none | final | uvd")
+    p.add_argument("--train-steps", type=int, default=4000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--hidden", type=int, default=256, help="MLP width")
+    p.add_argument("--d-state", type=int, default=64)
+    p.add_argument("--eval-episodes", type=int, default=50)
+    p.add_argument("--eval-seed", type=int, default=3000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    a = p.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    summary_path = a.out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
+
+    def stage(name, fn):
+        if name in summary.get("stages", {}):
+            print(f"{name}: done before ({summary['stages'][name]['wall_s']:.0f} s)")
+            return
+        t0 = time.perf_counter()
+        result = fn()
+        rec = {"wall_s": round(time.perf_counter() - t0, 1), **result}
+        summary.setdefault("stages", {})[name] = rec
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"{name}: {rec}")
+
+    stage("collect", lambda: collect(a))
+    stage("train", lambda: train(a))
+    stage("eval", lambda: evaluate(a))
+    total = sum(s["wall_s"] for s in summary["stages"].values())
+    print(f"total {total / 60:.1f} min; {summary['stages']['eval']['success']}")
+
+
+def collect(a) -> dict:
+    from sim import collect as run_collect
+
+    demos = a.out / "demos"
+    stats = run_collect(a.task, a.demos, demos, seed=0, workers=a.workers, cameras=a.cameras,
+                        image_size=tuple(a.image_size), progress=False)  # fmt: skip
+    return {"demos": len(stats.written), "expert_success": stats.success_rate}
+
+
+def train(a) -> dict:
+    import torch
+
+    from policies.checkpoint import CHECKPOINTS, step_folders
+    from policies.train import train as run_train
+
+    torch.set_num_threads(a.threads)
+    run = a.out / "run"
+    frozen = a.backbone != "none"
+    policy = {"network": "mlp", "network_kwargs": {"hidden": a.hidden, "blocks": 3},
+              "d_state": a.d_state}  # fmt: skip
+    result = run_train(
+        a.out / "demos", run, policy=policy, goal=a.goal, state_keys=PROPRIO,
+        cameras=[] if frozen else a.cameras, embeddings=a.cameras if frozen else [],
+        backbone=a.backbone if frozen else None, steps=a.train_steps,
+        batch_size=a.batch_size, lr=a.lr, warmup_steps=min(200, a.train_steps // 10),
+        checkpoint_every=max(1, a.train_steps // 4), progress=False,
+        resume=bool(step_folders(run / CHECKPOINTS)),
+    )  # fmt: skip
+    return {"loss": round(result.loss, 4), "samples_per_s": round(result.samples_per_s),
+            "checkpoint": str(result.checkpoint)}  # fmt: skip
+
+
+def evaluate(a) -> dict:
+    import shutil
+
+    from sim.evaluate import evaluate as run_eval
+    from sim.intervals import rate_text
+
+    out = a.out / "eval"
+    if out.exists():
+        shutil.rmtree(out)
+    res = run_eval(a.out / "run", a.task, a.eval_episodes, a.eval_seed, out_dir=out,
+                   workers=a.workers, videos=2, progress=False)  # fmt: skip
+    info = res.info
+    return {"success": rate_text(info["n_success"], info["episodes"]),
+            "ci95": info["ci95_success"], "seeds": [a.eval_seed, a.eval_seed + a.eval_episodes - 1],
+            "mean_stages": info["mean_stages"], "errors": info["n_errors"]}  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
