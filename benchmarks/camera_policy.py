@@ -30,6 +30,7 @@ def main() -> None:
     p.add_argument("--task", default="lift")
     p.add_argument("--out", type=Path, required=True, help="the run folder (resumed if there)")
     p.add_argument("--demos", type=int, default=50, help="scripted demos (seeds 0..N-1)")
+    p.add_argument("--demos-from", type=Path, help="reuse this run's collected demos (a link)")
     p.add_argument("--cameras", nargs="+", default=["agentview", "robot0_eye_in_hand"])
     p.add_argument("--image-size", type=int, nargs=2, default=[84, 84])
     p.add_argument("--backbone", default="pixels", help="frozen backbone; 'none': end to end")
@@ -68,9 +69,13 @@ def main() -> None:
 
 
 def collect(a) -> dict:
+    from demos import DemoFolder
     from sim import collect as run_collect
 
     demos = a.out / "demos"
+    if a.demos_from is not None:  # the same demos as another run: a fair comparison of recipes
+        demos.symlink_to((a.demos_from / "demos").resolve(), target_is_directory=True)
+        return {"demos": len(DemoFolder(demos)), "from": str(a.demos_from)}
     stats = run_collect(a.task, a.demos, demos, seed=0, workers=a.workers, cameras=a.cameras,
                         image_size=tuple(a.image_size), progress=False)  # fmt: skip
     return {"demos": len(stats.written), "expert_success": stats.success_rate}
