@@ -1,9 +1,10 @@
-"""The per-episode embedding cache: ``DEMO_DIR/cache/embeddings/<name>-<hash>/<camera>/``.
+"""The per-episode embedding cache: ``DEMO_DIR/cache/embeddings/<name>-<weights hash>-<preprocessing
+hash>/<camera>/`` (``Encoder.cache_key``).
 
 Why a module of its own: the decomposer and the policies both read embeddings through it, and
 it only needs an ``Encoder`` and the folder. Each ``<episode>.npy`` sits beside a ``.json``
-holding a fingerprint of its source (video or lowdim.npz); a changed source or other weights
-(another ``weights_hash``) mean the episode is embedded again.
+holding a fingerprint of its source (video or lowdim.npz); a changed source, other weights or
+another preprocessing (input size, normalisation, dtype) mean the episode is embedded again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .fitting import default_camera, state_rows
 
 def embeddings_dir(folder: DemoFolder, encoder: Encoder, camera: str | None) -> Path:
     sub = "state" if encoder.inputs == "state" else camera
-    return folder.root / "cache" / "embeddings" / f"{encoder.name}-{encoder.weights_hash}" / sub
+    return folder.root / "cache" / "embeddings" / encoder.cache_key / sub
 
 
 def episode_embeddings(

@@ -66,6 +66,32 @@ class Encoder:
     def __repr__(self) -> str:
         return f"Encoder({self.name}, dim={self.dim}, weights={self.weights_hash}, {self.device})"
 
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """What happens to a frame before the network: the resize-and-centre-crop size, the
+        normalisation, the channel order and the compute dtype (float16 on a GPU embeds
+        slightly differently). Part of the embedding cache's key with the weights' hash."""
+        if self.inputs == "state":
+            return {"inputs": "state", "keys": self.meta.get("keys")}
+        return {
+            "inputs": "frames",
+            "size": self.size,
+            "crop": "resize short side, centre crop",
+            "mean": [round(float(v), 8) for v in self._mean.flatten()],
+            "std": [round(float(v), 8) for v in self._std.flatten()],
+            "channels": "RGB",
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+    @property
+    def cache_key(self) -> str:
+        """``<name>-<weights hash>-<preprocessing hash>``: embeddings made otherwise differ."""
+        import hashlib
+        import json
+
+        prep = hashlib.sha256(json.dumps(self.preprocessing, sort_keys=True).encode())
+        return f"{self.name}-{self.weights_hash}-{prep.hexdigest()[:8]}"
+
     def preprocess(self, frames: list[np.ndarray] | np.ndarray) -> torch.Tensor:
         """uint8 frames -> normalised float (N, 3, size, size) on CPU."""
         s = (self.size, self.size)

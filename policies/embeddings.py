@@ -13,7 +13,7 @@ it. The policy config records the backbone (``PolicyConfig.backbone``)::
 (pixels, vip_local: their safetensors file is copied, so the checkpoint is self-contained), and
 null for pretrained ones (loaded from the backbone cache or ``Policy.from_pretrained(...,
 backbone_weights=PATH)``, and checked against ``weights_hash``). Training reads the decomposer's
-own embedding cache (``DEMO_DIR/cache/embeddings/<name>-<hash>/<cam>/<episode>.npy``),
+own embedding cache (``DEMO_DIR/cache/embeddings/<Encoder.cache_key>/<cam>/<episode>.npy``),
 memory-mapped; nothing here keeps a second copy.
 """
 

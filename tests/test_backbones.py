@@ -314,7 +314,7 @@ def test_embedding_cache_is_keyed_by_weights_hash(demo, monkeypatch):
     enc = load_backbone("state", fit_backbone("state", demo))
     first = episode_embeddings(demo, ep, enc)
     where = embeddings_dir(demo, enc, None)
-    assert where.name == "state" and where.parent.name == f"state-{enc.weights_hash}"
+    assert where.name == "state" and where.parent.name.startswith(f"state-{enc.weights_hash}-")
     assert (where / f"{ep}.npy").is_file()
 
     def boom(*a, **k):
@@ -325,3 +325,21 @@ def test_embedding_cache_is_keyed_by_weights_hash(demo, monkeypatch):
     enc.weights_hash = "0" * 16  # other weights: another cache entry, so a miss
     with pytest.raises(AssertionError, match="embedded again"):
         episode_embeddings(demo, ep, enc)
+
+
+def test_embedding_cache_is_keyed_by_preprocessing(demo, monkeypatch):
+    # the same weights with another input size or normalisation embed differently: a miss
+    enc = load_backbone("pixels", fit_backbone("pixels", demo))
+    ep = demo.episode_ids[0]
+    episode_embeddings(demo, ep, enc, "agentview")
+    key = enc.cache_key
+
+    def boom(*a, **k):
+        raise AssertionError("embedded again")
+
+    monkeypatch.setattr(enc, "embed", boom)
+    episode_embeddings(demo, ep, enc, "agentview")  # a hit
+    enc.size += 4
+    assert enc.cache_key != key and enc.cache_key.startswith(f"pixels-{enc.weights_hash}-")
+    with pytest.raises(AssertionError, match="embedded again"):
+        episode_embeddings(demo, ep, enc, "agentview")
