@@ -78,6 +78,7 @@ class ShieldSpec:
     ``workspace_low/high``: the box the end effector (state key ``eef_key``) must stay in.
     ``joint_low/high``: joint limits for joint_pos/delta_joint (state key ``joint_key``).
     ``stale_periods``: hold once the newest state is older than this many control periods.
+    ``camera_dark_level`` / ``camera_frozen_periods``: the camera watchdog (``real.camera_watch``).
     """
 
     enabled: bool = True
@@ -89,6 +90,8 @@ class ShieldSpec:
     joint_high: np.ndarray | None = None
     joint_key: str = "joint_pos"
     stale_periods: float = 3.0
+    camera_dark_level: float = 4.0  # hold when a camera's mean brightness (0..255) is below
+    camera_frozen_periods: float = 10.0  # hold when a frame is unchanged this long, arm moving
     log_every: int = 1  # log the first and every n-th intervention of a kind
 
     def __post_init__(self):
@@ -106,6 +109,11 @@ class ShieldSpec:
             raise ConfigError("shield.max_delta must be > 0 (use null for no cap)")
         if self.stale_periods <= 0:
             raise ConfigError("shield.stale_periods must be > 0")
+        if self.camera_dark_level < 0 or self.camera_frozen_periods <= 0:
+            raise ConfigError(
+                "shield.camera_dark_level must be >= 0 and shield.camera_frozen_periods > 0, "
+                f"got {self.camera_dark_level} and {self.camera_frozen_periods}"
+            )
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,8 @@ class RobotSpec:
             joint_high=_vector(j.get("upper"), "joints.upper", nj),
             joint_key=str(j.get("key", "joint_pos")),
             stale_periods=float(s.get("stale_periods", 3.0)),
+            camera_dark_level=float(s.get("camera_dark_level", 4.0)),
+            camera_frozen_periods=float(s.get("camera_frozen_periods", 10.0)),
             log_every=int(s.get("log_every", 1)),
         )
         if action.kind in ("joint_pos", "delta_joint") and shield.joint_low is not None:

@@ -7,7 +7,8 @@ to send, or ``None`` to send nothing. In order:
 1. e-stop: latched by ``estop()`` (any thread) or by an observation whose ``estop`` is set;
    once latched nothing is ever sent again until ``release()``.
 2. stale observation: no new state for ``stale_periods`` control periods, or a state stamped
-   more than that long ago -> hold.
+   more than that long ago -> hold. A dark or frozen camera stream -> hold
+   (``real.camera_watch``).
 3. command watchdog: no action due this step (the chunk ran out) -> hold, never extrapolate.
 4. NaN/Inf or a wrong shape -> hold.
 5. clip to the action bounds; clip joint targets to the joint limits; cap the motion per step
@@ -28,6 +29,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from .camera_watch import DARK as CAMERA_DARK
+from .camera_watch import FROZEN as CAMERA_FROZEN
+from .camera_watch import CameraWatch
 from .config import ActionSpec, ShieldSpec
 
 log = logging.getLogger("uvdiff.shield")
@@ -43,7 +47,7 @@ ACTION_LIMIT = "action_limit"
 JOINT_LIMIT = "joint_limit"
 MAX_DELTA = "max_delta"
 WORKSPACE = "workspace"
-HOLDS = (STALE, NO_ACTION, NONFINITE, BAD_SHAPE)
+HOLDS = (STALE, CAMERA_DARK, CAMERA_FROZEN, NO_ACTION, NONFINITE, BAD_SHAPE)
 
 
 class Shield:
@@ -65,6 +69,7 @@ class Shield:
         self.estop_reason = ""
         self._lo = action.low
         self._hi = action.high
+        self._cameras = CameraWatch(spec.camera_dark_level, spec.camera_frozen_periods, period)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -74,6 +79,7 @@ class Shield:
         self.last_sent: np.ndarray | None = None
         self._last_seq: int | None = None
         self._fresh_at: float | None = None
+        self._cameras.reset()
 
     def estop(self, reason: str = "requested") -> None:
         """Latch the e-stop (thread-safe); nothing is sent until ``release()``."""
@@ -118,6 +124,9 @@ class Shield:
         silent = now - self._fresh_at
         if age > limit or silent > limit:
             return self._hold(obs, STALE, f"age {age * 1e3:.0f} ms, new {silent * 1e3:.0f} ms ago")
+        blind = self._cameras.check(getattr(obs, "frames", None) or {}, obs.state, now)
+        if blind is not None:
+            return self._hold(obs, *blind)
         if action is None:
             return self._hold(obs, NO_ACTION, "no planned action due")
         a = np.array(action, dtype=np.float64)

@@ -235,3 +235,52 @@ def test_shipped_robot_configs_parse_and_shield():
     out = s(np.append(target, 0.04), obs(c, joint_pos=q, eef_pos=[0.4, 0, 0.3]))
     assert out[0] == pytest.approx(0.02) and out[3] == pytest.approx(-2.0 + 0.05)
     assert s.counts["joint_limit"] == 1 and s.counts["max_delta"] == 1
+
+
+def camera_obs(clock, seq, frame, eef):
+    o = obs(clock, seq=seq, eef_pos=eef)
+    o.frames["front"] = frame
+    return o
+
+
+def test_a_dark_camera_holds_the_arm():
+    c = Clock()
+    s = delta_ee_shield(c)
+    a = np.array([0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+    lit = np.full((48, 64, 3), 90, np.uint8)
+    np.testing.assert_array_equal(s(a, camera_obs(c, 1, lit, EEF)), a)
+    capped = np.zeros((48, 64, 3), np.uint8)  # a lens cap, or a driver publishing zeros
+    c.t += PERIOD
+    held = s(a, camera_obs(c, 2, capped, EEF))
+    np.testing.assert_array_equal(held[:6], 0)  # delta_ee hold: no motion, gripper as sent
+    assert s.counts["camera_dark"] == 1 and s.interventions == 1
+
+
+def test_a_frozen_camera_holds_only_while_the_arm_moves():
+    c = Clock()
+    s = delta_ee_shield(c)
+    a = np.array([0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+    frame = np.random.default_rng(0).integers(30, 200, (48, 64, 3), dtype=np.uint8)
+    # a still arm in a still scene: the same picture for a second is no fault
+    for k in range(21):
+        c.t += PERIOD
+        np.testing.assert_array_equal(s(a, camera_obs(c, k + 1, frame, EEF)), a)
+    assert s.interventions == 0
+    # the arm moves, the picture does not: after 10 periods (0.5 s) the shield holds
+    outs = []
+    for k in range(15):
+        c.t += PERIOD
+        outs.append(s(a, camera_obs(c, 100 + k, frame, [0.01 * k, 0.0, 1.0])))
+    assert s.counts["camera_frozen"] >= 1
+    assert all(np.array_equal(o, a) for o in outs[:9]) and np.array_equal(outs[-1][:6], np.zeros(6))
+    # a live camera again: acting resumes
+    c.t += PERIOD
+    fresh = frame.copy()
+    fresh[0, 0] += 1
+    fresh[:4, :4] += 1
+    np.testing.assert_array_equal(s(a, camera_obs(c, 200, fresh, [0.2, 0.0, 1.0])), a)
+
+
+def test_camera_watchdog_settings_are_checked():
+    with pytest.raises(ConfigError, match="camera_frozen_periods"):
+        ShieldSpec(camera_frozen_periods=0)
