@@ -18,6 +18,7 @@ chunk arrives.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -43,9 +44,13 @@ def plan_due(newest: PlannedChunk | None, k: int, n_action_steps: int, ensemble:
     return k - newest.tick >= min(n_action_steps, len(newest.actions))
 
 
+@lru_cache(maxsize=64)
 def ensemble_weights(n: int, m: float) -> np.ndarray:
-    """ACT's weights for n predictions of one tick, oldest first: ``exp(-m i)``."""
-    return np.exp(-m * np.arange(n))
+    """ACT's weights for n predictions of one tick, oldest first: ``exp(-m i)``. Cached: the
+    control loop asks for the same few every tick (read-only, shared)."""
+    w = np.exp(-m * np.arange(n))
+    w.flags.writeable = False
+    return w
 
 
 def blend(predictions: Sequence[np.ndarray], m: float) -> np.ndarray:

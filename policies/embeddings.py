@@ -37,6 +37,12 @@ def embedding_key(camera: str) -> str:
     return camera + SUFFIX
 
 
+def embedded_cameras(config) -> dict[str, str]:
+    """Embedding key -> the camera whose frames the policy's recorded backbone embeds."""
+    cams = (config.backbone or {}).get("cameras") or {}
+    return {embedding_key(c): c for c in cams}
+
+
 def weights_file(camera: str) -> str:
     """The backbone weights' file name inside a checkpoint folder."""
     return f"backbone-{camera}.safetensors"
@@ -147,8 +153,7 @@ def relay_embedder(ckpt: Path, config, stats: dict[str, Any]) -> tuple[Any, str]
     from decomposer.task import frames_embedder, state_embedder
 
     goal_keys = list(config.resolved_goal_keys)
-    record = config.backbone or {}
-    cams = {embedding_key(c): c for c in (record.get("cameras") or {})}
+    record, cams = config.backbone or {}, embedded_cameras(config)
     visual = [cams[k] for k in goal_keys if k in cams]
     if visual:
         enc = load_embedder(Path(ckpt), record, visual[0], device="cpu")

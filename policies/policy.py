@@ -25,7 +25,7 @@ import torch
 from .checkpoint import EMA, MODEL, CheckpointError, load_config, load_stats, load_weights, resolve
 from .chunks import Chunk, plan_due, scheduled_action
 from .config import INFERENCE_FIELDS, PolicyConfig
-from .embeddings import embedding_key
+from .embeddings import embedded_cameras
 from .frames import FrameShapeError, fit_frame
 from .model import BesoModel
 from .normalize import Normalizers
@@ -70,8 +70,7 @@ class Policy:
             ),
         }
         # embedding key -> camera whose raw frames the recorded backbone can embed
-        cams = (cfg.backbone or {}).get("cameras", {})
-        self._embedded = {embedding_key(c): c for c in cams}
+        self._embedded = embedded_cameras(cfg)
         self._backbone_dir = None if backbone_dir is None else Path(backbone_dir)
         self._backbone_weights = backbone_weights
         self._embedders: dict[str, Any] = {}

@@ -95,10 +95,9 @@ def task_goal(checkpoint, config, demo, episode, relay: RelaySettings | None, *,
     from decomposer.task import read_task_demo, task_goals
     from demos import DemoFolder, DemoFolderError
     from policies.checkpoint import load_stats, resolve
-    from policies.embeddings import embedding_key, relay_embedder
+    from policies.embeddings import embedded_cameras, relay_embedder
 
-    cams = (config.backbone or {}).get("cameras") or {}
-    embedded = {embedding_key(c): c for c in cams}  # an embedding goal: its camera's frames
+    embedded = embedded_cameras(config)  # an embedding goal comes from its camera's frames
     raw = [k for k in config.resolved_goal_keys if k in config.cameras]
     if raw:
         raise ConfigError(

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from decomposer.task import RelaySettings
+from policies.embeddings import embedded_cameras
 
 from .errors import SimError, UnknownEnvError
 from .eval_episode import VIDEOS, EpisodeRunner, failed_episode, worker_runner
@@ -235,7 +236,7 @@ def _prepare(checkpoint, env_name: str, s: EvalSettings) -> EvalJob:
         goal_stats=goal_stats,
         relay_embedding=relay_embedding,
         cameras=list(_policy_cameras(cfg)),
-        embedded=_embedded_cameras(cfg),
+        embedded=embedded_cameras(cfg),
         image_size=image_size,
         overrides=overrides,
         policy_settings=dict(policy.settings),
@@ -259,7 +260,7 @@ def _check_observations(cfg, env_name: str, ckpt: Path, video_camera: str | None
         if k in state and state[k] != d
     ]
     problems += [f"camera {c}" for c in cfg.cameras if c not in cameras]
-    embedded = _embedded_cameras(cfg)
+    embedded = embedded_cameras(cfg)
     problems += [
         f"embedding {k} (the checkpoint records no backbone camera for it)"
         for k in cfg.embeddings
@@ -280,14 +281,6 @@ def _check_observations(cfg, env_name: str, ckpt: Path, video_camera: str | None
             f"{ckpt}: cameras of different sizes {_policy_cameras(cfg)} are not supported"
         )
     return list(sizes.pop()) if sizes else [84, 84]
-
-
-def _embedded_cameras(cfg) -> dict[str, str]:
-    """Embedding key -> the camera whose frames the policy's recorded backbone embeds."""
-    from policies.embeddings import embedding_key
-
-    cams = (cfg.backbone or {}).get("cameras") or {}
-    return {embedding_key(c): c for c in cams}
 
 
 def _policy_cameras(cfg) -> dict[str, list[int]]:
@@ -318,7 +311,7 @@ def _check_goal_folder(path: str, goal_keys: Sequence[str], cfg) -> None:
     except (DemoFolderError, OSError) as e:
         raise SimError(f"goal_source={path!r} is not 'expert' or a demo folder: {e}") from None
     have = {**info.state, **{c: list(hw) for c, hw in info.cameras.items()}}
-    embedded = _embedded_cameras(cfg)  # an embedding goal comes from its camera's frames
+    embedded = embedded_cameras(cfg)  # an embedding goal comes from its camera's frames
     missing = [embedded.get(k, k) for k in goal_keys if embedded.get(k, k) not in have]
     if missing or not len(folder):
         raise SimError(
