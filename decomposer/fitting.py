@@ -188,10 +188,153 @@ def _train_vip(videos, steps, batch, dim, width, lr, seed) -> tuple[nn.Module, l
     return net, losses
 
 
+ARM_KEYS = ("joint_pos", "eef_pos", "eef_quat", "eef_rot6d", "gripper_qpos")  # never objects
+
+
+def fit_bc_local(
+    folder: DemoFolder,
+    camera: str,
+    out: Path,
+    *,
+    proprio: list[str] | None = None,
+    horizon: int = 8,
+    steps: int = 4000,
+    batch: int = 64,
+    keypoints: int = 32,
+    width: int = 32,
+    size: int = 84,
+    shift: int = 4,
+    lr: float = 1e-3,
+    seed: int = 0,
+    threads: int | None = None,
+) -> Path:
+    """Train ``nets.KeypointConv`` on the folder's demos by behaviour cloning, then freeze it.
+
+    The net sees one camera's frame and a small head also sees the arm's own state
+    (``proprio``; default: the folder's keys among ``ARM_KEYS``, never object poses), and both
+    learn to predict the next ``horizon`` actions (standardised, mean squared error), with
+    DrQ random shifts of ``shift`` pixels.
+    What the net must learn is what the arm's state cannot tell: where the objects are,
+    relative to the gripper. The first stage of "train end to end briefly, then freeze": the
+    frozen keypoints are then cached, and a policy trains on them at state-policy speed.
+    """
+    if proprio is None:
+        proprio = [k for k in folder.info.state if k in ARM_KEYS]
+    videos, proprio_rows, actions = _bc_data(folder, camera, list(proprio), size)
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        net, losses = _train_bc(
+            videos, proprio_rows, actions, horizon, steps, batch, keypoints, width, shift, lr, seed
+        )
+    finally:
+        torch.set_num_threads(before)
+    info = {
+        "camera": camera,
+        "dim": net.dim,
+        "keypoints": keypoints,
+        "width": width,
+        "size": size,
+        "proprio": list(proprio),
+        "horizon": horizon,
+        "steps": steps,
+        "seed": seed,
+        "frames": int(sum(len(v) for v in videos)),
+        "loss_first": float(np.mean(losses[:20])) if losses else None,
+        "loss_last": float(np.mean(losses[-20:])) if losses else None,
+    }
+    return _save_offline(out, "bc_local", net.state_dict(), info)
+
+
+def _bc_data(folder: DemoFolder, camera: str, proprio: list[str], size: int):
+    """Per episode: uint8 frames (T, size, size, 3), proprio rows (T, P) and actions (T, A)."""
+    from tqdm.auto import tqdm
+
+    videos, rows, actions = [], [], []
+    for ep in tqdm(folder.episode_ids, desc=f"bc_local: frames of {camera}", disable=None):
+        a = folder.read_lowdim(ep)
+        frames = [resize_center_crop(f, (size, size)) for f in folder.iter_frames(ep, camera)]
+        n = min(len(frames), len(a["action"]))
+        if n < 2:
+            continue
+        videos.append(np.stack(frames[:n]))
+        rows.append(state_rows(folder, ep, proprio)[:n] if proprio else np.zeros((n, 0)))
+        actions.append(np.asarray(a["action"], np.float32).reshape(len(a["action"]), -1)[:n])
+    if not videos:
+        raise DecomposerError(f"{folder.root}: bc_local needs episodes of >= 2 frames")
+    return videos, rows, actions
+
+
+def _standardise(parts: list[np.ndarray]) -> list[torch.Tensor]:
+    x = np.concatenate(parts)
+    mean, std = x.mean(0), x.std(0)
+    std = np.where(std > 1e-6, std, 1.0)
+    return [torch.from_numpy(((p - mean) / std).astype(np.float32)) for p in parts]
+
+
+def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """DrQ's augmentation: pad by ``pad`` pixels (edge copies), crop back at a random offset,
+    one offset per image."""
+    if pad <= 0:
+        return x
+    n, _, h, w = x.shape
+    x = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
+    top = torch.randint(0, 2 * pad + 1, (n, 1, 1, 1))
+    left = torch.randint(0, 2 * pad + 1, (n, 1, 1, 1))
+    rows = (top + torch.arange(h).view(1, 1, h, 1)).expand(n, x.shape[1], h, w + 2 * pad)
+    x = x.gather(2, rows)
+    cols = (left + torch.arange(w).view(1, 1, 1, w)).expand(n, x.shape[1], h, w)
+    return x.gather(3, cols)
+
+
+def _train_bc(videos, proprio_rows, actions, horizon, steps, batch, keypoints, width, shift, lr,
+              seed) -> tuple[nn.Module, list[float]]:  # fmt: skip
+    from tqdm.auto import tqdm
+
+    spec = BACKBONES["bc_local"]
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    states, acts = _standardise(proprio_rows), _standardise(actions)
+    p_dim, a_dim = states[0].shape[1], acts[0].shape[1]
+    net = nets.KeypointConv(keypoints, width)
+    head = nn.Sequential(
+        nn.Linear(net.dim + p_dim, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+        nn.Linear(256, horizon * a_dim),
+    )  # fmt: skip
+    opt = torch.optim.AdamW([*net.parameters(), *head.parameters()], lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(1, steps), pct_start=0.05)
+    mean = torch.tensor(spec.norm[0]).view(1, 3, 1, 1)
+    std = torch.tensor(spec.norm[1]).view(1, 3, 1, 1)
+    offsets = np.arange(horizon)
+
+    def chunk(e: int, t: int) -> torch.Tensor:  # the next ``horizon`` actions, the last repeated
+        return acts[e][np.minimum(t + offsets, len(acts[e]) - 1)].flatten()
+
+    losses = []
+    for _ in tqdm(range(steps), desc="bc_local: fitting", disable=None):
+        eps = rng.integers(len(videos), size=batch)
+        ts = [int(rng.integers(len(videos[e]))) for e in eps]
+        frames = np.stack([videos[e][t] for e, t in zip(eps, ts, strict=True)])
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
+        x = random_shift((x - mean) / std, shift)
+        s = torch.stack([states[e][t] for e, t in zip(eps, ts, strict=True)])
+        target = torch.stack([chunk(e, t) for e, t in zip(eps, ts, strict=True)])
+        pred = head(torch.cat([net(x), s], 1))
+        loss = (pred - target).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    return net, losses
+
+
 FITTERS: dict[str, Callable[..., Path]] = {
     "pixels": fit_pixels,
     "state": fit_state,
     "vip_local": fit_vip_local,
+    "bc_local": fit_bc_local,
 }
 
 
@@ -210,6 +353,8 @@ def fit_backbone(
     else:
         camera = default_camera(folder, camera)
         sources = [folder.video_path(ep, camera) for ep in folder.episode_ids]
+        if name == "bc_local":  # it learns the demos' actions too: new actions, a new fit
+            sources += [folder.episode_dir(ep) / LOWDIM for ep in folder.episode_ids]
     if not sources:
         raise DecomposerError(f"{folder.root}: no episodes to fit backbone {name} on")
     fit = FITTERS[name]

@@ -18,6 +18,7 @@ liv            LIV (CLIP RN50 tower)      1024  Hugging Face jasonyma/LIV       
 pixels         frames 32x32 + PCA         <=32  fitted on the demo folder       (your data)
 state          standardised low-dim state S     fitted on the demo folder       (your data)
 vip_local      small conv net, VIP loss   32    trained on the folder's videos  (your data)
+bc_local       conv net + keypoints, BC   64    trained on the folder's demos   (your data)
 =============  =========================  ====  ==============================  ====================
 
 VIP is non-commercial (NC). VC-1 (Meta's eai-vc ViT, used by UVD) is not in the table: like
@@ -189,6 +190,16 @@ BACKBONES: dict[str, BackboneSpec] = {
             norm=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
             offline=True,
             notes="small conv net trained with the VIP objective on the folder's videos",
+        ),
+        BackboneSpec(
+            "bc_local",
+            64,
+            "none (trained on your folder)",
+            size=84,
+            norm=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+            offline=True,
+            notes="conv net with spatial keypoints, trained to predict the demos' actions from "
+            "one camera and the arm's state, then frozen",
         ),
     ]
 }

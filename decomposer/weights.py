@@ -261,7 +261,10 @@ def _load_offline(spec: BackboneSpec, path: Path) -> tuple[nn.Module, dict[str, 
             return net, {**info, "dim": len(tensors["mean"]), "in_dim": len(tensors["mean"])}
     except KeyError as e:
         raise DecomposerError(f"{where}: tensor {e} is missing") from None
-    net = nets.SmallConv(int(info.get("dim", spec.dim)), int(info.get("width", 32)))
+    if spec.name == "bc_local":
+        net = nets.KeypointConv(int(info.get("keypoints", 32)), int(info.get("width", 32)))
+    else:
+        net = nets.SmallConv(int(info.get("dim", spec.dim)), int(info.get("width", 32)))
     load_into(net, tensors, where)
     return net, {**info, "dim": net.dim}
 

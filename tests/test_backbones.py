@@ -15,6 +15,7 @@ from decomposer.embed_cache import embeddings_dir, episode_embeddings
 from decomposer.encoder import release_freed_memory
 from decomposer.fitting import fit_backbone
 from decomposer.weights import file_hash, pack_state_dict
+from demos.errors import DemoFolderError
 from demos.synthetic import make_folder
 
 PRETRAINED = ["resnet18", "resnet50", "dinov2_vits14", "clip_rn50", "r3m", "vip", "liv"]
@@ -42,7 +43,7 @@ def frames(n=5, h=60, w=80, seed=0):
 
 def test_table_names_licenses_and_urls():
     names = set(BACKBONES)
-    assert set(PRETRAINED) | {"pixels", "state", "vip_local"} <= names
+    assert set(PRETRAINED) | {"pixels", "state", "vip_local", "bc_local"} <= names
     for name in PRETRAINED:
         spec = BACKBONES[name]
         assert spec.url.startswith("https://") and spec.filename and spec.license
@@ -343,3 +344,49 @@ def test_embedding_cache_is_keyed_by_preprocessing(demo, monkeypatch):
     assert enc.cache_key != key and enc.cache_key.startswith(f"pixels-{enc.weights_hash}-")
     with pytest.raises(AssertionError, match="embedded again"):
         episode_embeddings(demo, ep, enc, "agentview")
+
+
+def test_bc_local_learns_the_demos_actions_and_embeds_keypoints(demo):
+    import json
+
+    from safetensors import safe_open
+
+    args = {"steps": 80, "size": 32, "batch": 16, "seed": 1}
+    path = fit_backbone("bc_local", demo, **args)
+    assert fit_backbone("bc_local", demo, **args) == path  # reused
+    with safe_open(str(path), "pt") as f:
+        info = json.loads(f.metadata()["info"])
+    assert info["proprio"] == ["joint_pos", "eef_pos"]  # the arm's keys of the folder
+    assert info["loss_last"] < 0.8 * info["loss_first"]
+    enc = load_backbone("bc_local", path)
+    ep = demo.episode_ids[0]
+    e = episode_embeddings(demo, ep, enc)
+    assert e.shape == (len(demo.read_lowdim(ep)["action"]), 64)
+    assert np.abs(e).max() <= 1.0  # soft-argmax image coordinates
+    with pytest.raises(DemoFolderError, match="state keys \\['object'\\] are missing"):
+        fit_backbone("bc_local", demo, proprio=["object"], steps=1)
+
+
+def test_bc_local_is_refitted_when_the_demos_actions_change(tmp_path):
+    folder = make_folder(tmp_path / "demo", 2, T=20, size=(32, 32))
+    first = fit_backbone("bc_local", folder, steps=2, size=32, batch=4)
+    ep = folder.episode_ids[0]
+    low = dict(np.load(folder.episode_dir(ep) / "lowdim.npz"))
+    low["action"] = low["action"] + 1.0
+    np.savez(folder.episode_dir(ep) / "lowdim.npz", **low)
+    assert fit_backbone("bc_local", folder, steps=2, size=32, batch=4) != first
+
+
+def test_random_shift_moves_each_image_by_at_most_the_pad():
+    from decomposer.fitting import random_shift
+
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, :, 4, 4] = 1.0  # one lit pixel in the middle
+    y = random_shift(x, 2)
+    assert y.shape == x.shape
+    where = y[:, 0].flatten(1).argmax(1)
+    rows, cols = where // 9, where % 9
+    assert ((rows - 4).abs() <= 2).all() and ((cols - 4).abs() <= 2).all()
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) > 10  # offsets differ per image
+    assert torch.equal(random_shift(x, 0), x)
