@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_policy_train.py [--steps 60] [--batch-size 64] [--images]
 
+
 Runs ``policies.train.train`` (data loading, loss, AdamW, clipping, EMA; one checkpoint at the
 end) and reports the samples/s of the steps after the first logging interval (warm-up).
 """
@@ -30,12 +31,23 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--images", action="store_true", help="also the GPT with two 84x84 cameras")
+    ap.add_argument(
+        "--images",
+        action="store_true",
+        help="also two 84x84 cameras end to end: the GPT with ResNet-18 trunks, and the MLP with "
+        "ResNet-18 and with compact trunks (the ratio of the two is the figure to quote)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     runs = dict(POLICIES)
     if args.images:
         runs["gpt+2 cameras"] = {**POLICIES["gpt"], "crop": [76, 76]}
+        runs["mlp+2 cameras resnet18"] = {**POLICIES["mlp"], "crop": [76, 76]}
+        runs["mlp+2 cameras compact"] = {
+            **POLICIES["mlp"],
+            "crop": [76, 76],
+            "image_trunk": "compact",
+        }
     with tempfile.TemporaryDirectory() as tmp:
         size = (84, 84)
         folder = make_folder(Path(tmp) / "demo", episodes=8, T=100, size=size)

@@ -329,9 +329,13 @@ class KeypointConv(nn.Module):
     def forward(self, x):
         for conv in self.convs:
             x = F.relu(conv(x))
-        h = self.heatmaps(x)
-        n, k, height, width = h.shape
-        p = h.flatten(2).softmax(-1).view(n, k, height, width)
-        ys = torch.linspace(-1.0, 1.0, height, device=x.device, dtype=p.dtype)
-        xs = torch.linspace(-1.0, 1.0, width, device=x.device, dtype=p.dtype)
-        return torch.cat([(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)], -1)
+        return soft_argmax(self.heatmaps(x)).transpose(1, 2).flatten(1)  # all x, then all y
+
+
+def soft_argmax(maps: torch.Tensor) -> torch.Tensor:
+    """(N, K, H, W) heat maps -> (N, K, 2): each map's softmax-weighted (x, y) in [-1, 1]."""
+    n, k, h, w = maps.shape
+    p = maps.flatten(2).softmax(-1).view(n, k, h, w)
+    ys = torch.linspace(-1.0, 1.0, h, device=maps.device, dtype=p.dtype)
+    xs = torch.linspace(-1.0, 1.0, w, device=maps.device, dtype=p.dtype)
+    return torch.stack([(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)], -1)

@@ -33,6 +33,7 @@ def _encoder(cfg: PolicyConfig, keys: list[str] | None = None) -> ObservationEnc
         d_embedding=cfg.d_embedding,
         keypoints=cfg.keypoints,
         crop=cfg.crop,
+        image_trunk=cfg.image_trunk,
     )
 
 

@@ -6,9 +6,10 @@ batch statistics fight the EMA of the weights, and we train from scratch.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
+
+from decomposer.nets import soft_argmax
 
 
 def _gn(channels: int) -> nn.GroupNorm:
@@ -66,11 +67,4 @@ class SpatialSoftmax(nn.Module):
         self.proj = nn.Conv2d(channels, keypoints, 1)
 
     def forward(self, feat):
-        feat = self.proj(feat)
-        n, k, h, w = feat.shape
-        attn = feat.flatten(2).softmax(-1).view(n, k, h, w)
-        ys = torch.linspace(-1, 1, h, device=feat.device, dtype=feat.dtype)
-        xs = torch.linspace(-1, 1, w, device=feat.device, dtype=feat.dtype)
-        x = (attn.sum(2) * xs).sum(-1)
-        y = (attn.sum(3) * ys).sum(-1)
-        return torch.stack([x, y], -1).flatten(1)  # (N, 2k)
+        return soft_argmax(self.proj(feat)).flatten(1)  # (N, 2k): x0, y0, x1, y1, ...

@@ -117,11 +117,24 @@ def test_observation_encoder_concatenates_proprio_cameras_embeddings():
     assert not torch.allclose(changed[..., 24:40], out[..., 24:40])
 
 
-def test_inference_layout_gives_the_same_features():
-    enc = ObservationEncoder({}, ["front"], keypoints=8, d_camera=16, crop=(60, 60)).eval()
+@pytest.mark.parametrize("trunk", ["resnet18", "compact"])
+def test_inference_layout_gives_the_same_features(trunk):
+    enc = ObservationEncoder(
+        {}, ["front"], keypoints=8, d_camera=16, crop=(60, 60), image_trunk=trunk
+    ).eval()
     obs = {"front": torch.randint(0, 255, (1, 2, 64, 64, 3), dtype=torch.uint8)}
     with torch.no_grad():
         before = enc(obs)
         after = enc.for_inference()(obs)
     assert enc.cameras["front"].channels_last
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+
+
+def test_compact_trunk_is_a_fraction_of_the_resnet():
+    sizes = {
+        t: sum(p.numel() for p in ObservationEncoder({}, ["front"], image_trunk=t).parameters())
+        for t in ("resnet18", "compact")
+    }
+    assert sizes["compact"] * 50 < sizes["resnet18"]
+    with pytest.raises(ValueError, match="image_trunk='vgg': use one of"):
+        ObservationEncoder({}, ["front"], image_trunk="vgg")

@@ -155,8 +155,9 @@ def test_sigma_data_auto_is_the_normalised_action_std(demo, tmp_path):
     assert Policy.from_pretrained(run.checkpoint).config.sigma_data == pytest.approx(expected, 1e-4)
 
 
-def test_image_policy_trains_and_acts(demo, tmp_path):
-    policy = {**TINY, "d_camera": 16, "keypoints": 8, "crop": [28, 28]}
+@pytest.mark.parametrize("trunk", ["resnet18", "compact"])
+def test_image_policy_trains_and_acts(demo, tmp_path, trunk):
+    policy = {**TINY, "d_camera": 16, "keypoints": 8, "crop": [28, 28], "image_trunk": trunk}
     run = train(
         demo.root,
         tmp_path / "run",
@@ -164,6 +165,7 @@ def test_image_policy_trains_and_acts(demo, tmp_path):
     )
     pol = Policy.from_pretrained(run.checkpoint)
     assert pol.config.cameras == {"agentview": [32, 32], "wrist": [32, 32]}
+    assert pol.config.image_trunk == trunk
     obs = {
         "joint_pos": np.zeros(7),
         "eef_pos": np.zeros(3),
