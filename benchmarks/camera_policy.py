@@ -8,6 +8,8 @@ evaluation's inputs. Stages, each skipped when its output is there, so a killed 
   train     ``policies.train.train`` (the backbone's fit and embedding cache happen inside and
             are timed with it); a killed training resumes from its last checkpoint
   eval      ``sim.evaluate`` on seeds never used while tuning (default 3000..3049)
+  robust    with ``--robustness``: the same seeds with the agentview camera moved 3 cm sideways
+            (``eval_camera_moved``) and with the lights at 60% (``eval_dim_light``)
 
 Prints each stage's wall time and the success rate with its 95% Wilson interval, and writes
 ``OUT/summary.json``. Example (lift, the frozen-embedding route):
@@ -23,6 +25,10 @@ import time
 from pathlib import Path
 
 PROPRIO = ["eef_pos", "eef_quat", "gripper_qpos"]
+VARIANTS = {  # robustness checks: looks the demos never had (sim.scene.SceneVariant's fields)
+    "eval_camera_moved": {"camera_shift": (0.0, 0.03, 0.0)},
+    "eval_dim_light": {"light_scale": 0.6},
+}
 
 
 def main() -> None:
@@ -44,6 +50,7 @@ def main() -> None:
     p.add_argument("--eval-seed", type=int, default=3000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    p.add_argument("--robustness", action="store_true", help="also evaluate under scene variants")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     summary_path = a.out / "summary.json"
@@ -64,6 +71,12 @@ def main() -> None:
     stage("collect", lambda: collect(a))
     stage("train", lambda: train(a))
     stage("eval", lambda: evaluate(a))
+    if a.robustness:
+        from sim.scene import SceneVariant
+
+        for name, change in VARIANTS.items():
+            scene = SceneVariant(**change)
+            stage(name, lambda scene=scene, name=name: evaluate(a, scene, name))
     total = sum(s["wall_s"] for s in summary["stages"].values())
     print(f"total {total / 60:.1f} min; {summary['stages']['eval']['success']}")
 
@@ -104,17 +117,20 @@ def train(a) -> dict:
             "checkpoint": str(result.checkpoint)}  # fmt: skip
 
 
-def evaluate(a) -> dict:
+def evaluate(a, scene=None, name: str = "eval") -> dict:
     import shutil
 
+    from sim.evaluate import EvalSettings
     from sim.evaluate import evaluate as run_eval
     from sim.intervals import rate_text
+    from sim.scene import SceneVariant
 
-    out = a.out / "eval"
+    out = a.out / name
     if out.exists():
         shutil.rmtree(out)
-    res = run_eval(a.out / "run", a.task, a.eval_episodes, a.eval_seed, out_dir=out,
-                   workers=a.workers, videos=2, progress=False)  # fmt: skip
+    settings = EvalSettings(episodes=a.eval_episodes, seed=a.eval_seed, workers=a.workers,
+                            videos=2, progress=False, scene=scene or SceneVariant())  # fmt: skip
+    res = run_eval(a.out / "run", a.task, out_dir=out, settings=settings)
     info = res.info
     return {"success": rate_text(info["n_success"], info["episodes"]),
             "ci95": info["ci95_success"], "seeds": [a.eval_seed, a.eval_seed + a.eval_episodes - 1],

@@ -25,6 +25,7 @@ import numpy as np
 from .backend import import_robosuite
 from .errors import SimError, UnknownEnvError
 from .render import FrameRenderer
+from .scene import SceneLook, SceneVariant
 from .spec import PROPRIO, ObsSpec
 from .tasks import ENVS, Task
 
@@ -68,13 +69,19 @@ def make_env(
     fast_render: bool = True,
     horizon: int | None = None,
     seed: int | None = None,
+    scene: SceneVariant | None = None,
 ) -> SimEnv:
     """Build env ``name`` (a key of ``ENVS``); see ``SimEnv`` for the interface."""
     task = ENVS.get(name)
     if task is None:
         raise UnknownEnvError(f"unknown env {name!r}; valid envs: {', '.join(ENVS)}")
     return task(
-        cameras=cameras, image_size=image_size, fast_render=fast_render, horizon=horizon, seed=seed
+        cameras=cameras,
+        image_size=image_size,
+        fast_render=fast_render,
+        horizon=horizon,
+        seed=seed,
+        scene=scene,
     )
 
 
@@ -94,7 +101,9 @@ class SimEnv:
     """One robosuite task, gymnasium-style.
 
     ``reset(seed=, options=)`` -> (obs, info); ``step(action)`` -> (obs, reward, terminated,
-    truncated, info). ``info`` always holds ``success`` (the task check on the current state),
+    truncated, info). ``scene``: a look the demos never had (``sim.scene``: cameras moved,
+    lights changed), for robustness checks. ``info`` always holds ``success`` (the task check
+    on the current state),
     ``stage`` (milestones reached so far, never decreasing; names in ``stage_names``) and
     ``task`` (the episode's instruction). ``terminated`` is ``success``; ``truncated`` turns
     true at ``horizon`` steps. Stepping on after either is allowed (the caller decides).
@@ -110,6 +119,7 @@ class SimEnv:
         fast_render: bool = True,
         horizon: int | None = None,
         seed: int | None = None,
+        scene: SceneVariant | None = None,
     ):
         if len(image_size) != 2 or min(image_size) < 1:
             raise SimError(
@@ -147,6 +157,8 @@ class SimEnv:
         if bad:
             self.raw.close()
             raise SimError(f"{self.name}: no camera {bad}; cameras: {', '.join(valid)}")
+        self.scene = scene or SceneVariant()
+        SceneLook(self.raw.sim.model._model).set(self.scene)
         self._renderers: dict[tuple[int, int], FrameRenderer] = {}  # one per image size
         if self.cameras:
             self._renderer(self.image_size)  # fail now, not at the first step, if GL is missing

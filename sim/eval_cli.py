@@ -53,6 +53,7 @@ def eval_settings(cfg) -> EvalSettings:
     from decomposer.task import relay_settings
 
     from .evaluate import EvalSettings
+    from .scene import SceneVariant
     from .spec import CONTROL_FPS
 
     plain = OmegaConf.to_container(cfg, resolve=True)
@@ -73,6 +74,7 @@ def eval_settings(cfg) -> EvalSettings:
         progress=bool(plain["progress"]),
         relay=relay_settings(plain, fps=CONTROL_FPS),
         inference=inference,
+        scene=SceneVariant(tuple(plain["camera_shift"]), float(plain["light_scale"])),
     )
 
 

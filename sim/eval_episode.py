@@ -49,6 +49,7 @@ class EpisodeRunner:
             cameras=job.cameras,
             image_size=tuple(job.image_size),
             fast_render=job.settings.fast_render,
+            scene=job.settings.scene,
         )
         self.expert = None
         self.folder = None

@@ -51,6 +51,8 @@ def eval_info(job: EvalJob, per_episode: list[dict[str, Any]], wall: float) -> d
     )
     if job.goal == "uvd":
         info["relay"] = dict(**asdict(s.relay), embedding=job.relay_embedding)
+    if not s.scene.is_default:
+        info["scene"] = s.scene.describe()
     return info
 
 

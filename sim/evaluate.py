@@ -35,6 +35,7 @@ from .eval_episode import VIDEOS, EpisodeRunner, failed_episode, worker_runner
 from .eval_report import REPORT_MD, REPORT_PNG, eval_info, write_report
 from .orders import resolve_orders
 from .pool import run_episodes
+from .scene import SceneVariant
 from .tasks import ENVS
 
 EVAL_INFO, EPISODES_LOG = "eval_info.json", "episodes.jsonl"
@@ -79,7 +80,8 @@ class EvalSettings:
     length limit (None: the task's horizon). ``relay``: how a goal=uvd policy walks the task
     demo's subgoals and how the demo is cut (``decomposer.task``). ``inference``: overrides of
     the checkpoint's inference settings (sampler, steps, schedule, guidance, n_action_steps,
-    temporal_ensemble; None values are left out).
+    temporal_ensemble; None values are left out). ``scene``: a look the demos never had
+    (cameras moved, lights changed: ``sim.scene``), for robustness checks.
     """
 
     episodes: int = 50
@@ -95,6 +97,7 @@ class EvalSettings:
     progress: bool = True
     relay: RelaySettings = field(default_factory=RelaySettings)
     inference: Mapping[str, Any] = field(default_factory=dict)
+    scene: SceneVariant = field(default_factory=SceneVariant)
 
 
 @dataclass

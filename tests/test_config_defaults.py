@@ -74,3 +74,11 @@ def test_relay_defaults_are_relay_settings(name):
     cfg, defaults = config(name), field_defaults(RelaySettings)
     for key, field_name in RELAY_KEYS.items():
         assert cfg[key] == defaults[field_name], f"configs/{name}.yaml {key}"
+
+
+def test_eval_scene_defaults_are_the_unchanged_scene():
+    from sim.scene import SceneVariant
+
+    cfg, defaults = config("eval"), field_defaults(SceneVariant)
+    assert same(cfg["camera_shift"], defaults["camera_shift"])
+    assert cfg["light_scale"] == defaults["light_scale"]

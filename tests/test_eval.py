@@ -329,7 +329,7 @@ def test_the_command_writes_eval_info_with_its_config(final_ckpt, tmp_path):
         [sys.executable, "-m", "sim.eval_cli", f"checkpoint={final_ckpt}", "env=lift",
          "episodes=1", "seed=7", "workers=0", "videos=0", "max_steps=5", f"out_dir={out}",
          "progress=false", "steps=2", "sampler=euler", "n_action_steps=1", "guidance=1.5",
-         "temporal_ensemble=0.01"],
+         "temporal_ensemble=0.01", "light_scale=0.5", "camera_shift=[0,0.02,0]"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -339,6 +339,7 @@ def test_the_command_writes_eval_info_with_its_config(final_ckpt, tmp_path):
     assert info["sampler"] == "euler" and info["steps"] == 2
     assert info["settings"]["n_action_steps"] == 1 and info["settings"]["guidance"] == 1.5
     assert info["settings"]["temporal_ensemble"] == 0.01
+    assert info["scene"] == {"camera_shift": [0.0, 0.02, 0.0], "light_scale": 0.5}
     # steps= is the renamed denoise_steps=: it still works, and says so
     assert "steps= is renamed denoise_steps=; using denoise_steps=2" in done.stderr
 

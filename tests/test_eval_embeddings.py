@@ -41,6 +41,16 @@ def test_the_policy_sees_its_backbone_camera_and_a_goal_frame(checkpoint, tmp_pa
         e["final_eef_pos"] for e in first.episodes
     ]
     assert not np.allclose(first.episodes[0]["final_eef_pos"], first.episodes[1]["final_eef_pos"])
+    assert "scene" not in first.info
+    # the camera moved by 5 cm: the same seeds, another picture, so other actions
+    from sim.evaluate import EvalSettings
+    from sim.scene import SceneVariant
+
+    moved = SceneVariant(camera_shift=(0.05, 0.0, 0.0))
+    bumped = evaluate(checkpoint, "lift", out_dir=tmp_path / "c",
+                      settings=EvalSettings(episodes=2, seed=3, scene=moved, **kw))  # fmt: skip
+    assert bumped.info["scene"] == {"camera_shift": [0.05, 0.0, 0.0], "light_scale": 1.0}
+    assert not np.allclose(bumped.episodes[0]["final_eef_pos"], first.episodes[0]["final_eef_pos"])
 
 
 @pytest.fixture(scope="module")

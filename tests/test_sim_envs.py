@@ -293,3 +293,39 @@ def test_a_renderer_that_cannot_start_says_which_backend_and_what_to_install(bac
     assert errors and errors[-1].startswith("sim.errors.RendererError:"), result.stderr[-2000:]
     assert f"MUJOCO_GL={backend}" in errors[-1] and "apt-get install" in errors[-1]
     assert "Exception ignored" not in result.stderr
+
+
+def test_scene_variant_moves_the_fixed_cameras_and_dims_the_lights_only():
+    """A camera bumped 6 cm to the side shows the cube where the moved camera's pose projects
+    it (a few pixels off its usual place), after resets too; the wrist camera, the physics and
+    the state are untouched; half the light gives a darker picture of the same scene."""
+    from sim.scene import SceneVariant
+
+    size, cams = 84, ("agentview", "robot0_eye_in_hand")
+    looks = {
+        "as built": SceneVariant(),
+        "moved": SceneVariant(camera_shift=(0.0, 0.06, 0.0)),
+        "dim": SceneVariant(light_scale=0.5),
+    }
+    seen = {}
+    for name, scene in looks.items():
+        with make_env("lift", cameras=cams, image_size=(size, size), scene=scene) as env:
+            env.reset(seed=5)
+            obs, _ = env.reset(seed=3)  # the variant holds through resets
+            cube = env.raw.sim.data.body_xpos[env.raw.cube_body_id].copy()
+            seen[name] = (obs, _project(env, cube, "agentview", size))
+    base, moved, dim = (seen[k][0] for k in looks)
+    (u0, _), (u1, v1) = seen["as built"][1], seen["moved"][1]
+    assert abs(u1 - u0) > 4  # the cube moved in the picture ...
+    rgb = moved["agentview"].astype(int)
+    rows, cols = np.nonzero(rgb[..., 0] - np.maximum(rgb[..., 1], rgb[..., 2]) > 60)
+    assert abs(cols.mean() - u1) < 4 and abs(rows.mean() - v1) < 4  # ... where geometry says
+    np.testing.assert_array_equal(moved["robot0_eye_in_hand"], base["robot0_eye_in_hand"])
+    for key in ("eef_pos", "object"):
+        np.testing.assert_array_equal(moved[key], base[key])
+        np.testing.assert_array_equal(dim[key], base[key])
+    assert dim["agentview"].mean() < 0.8 * base["agentview"].mean()
+    with pytest.raises(SimError, match="light_scale must be >= 0"):
+        SceneVariant(light_scale=-1)
+    with pytest.raises(SimError, match="camera_shift must be 3 finite metres"):
+        SceneVariant(camera_shift=(0.1, 0.2))
