@@ -1,8 +1,9 @@
 """How well subgoals land on ground-truth stage ends, per offline backbone and per baseline.
 
 On scripted sim demos (``stage`` recorded by the simulator), for every task folder: fit the
-offline backbones (pixels, state, vip_local) on the folder, embed every episode (cached), run
-UVD and the change-point baseline on each backbone's embeddings and the embedding-free
+offline backbones (pixels, state, vip_local, bc_local) on the folder, embed every episode
+(cached), run UVD and the change-point baseline on each backbone's embeddings and the
+embedding-free
 baselines once, and pool over episodes: boundary precision and recall within +-0.5 s
 (one-to-one matching), the mean signed offset (negative: early) and subgoals per episode. A
 true stage end within 0.5 s of the last frame is the final goal (met by the final subgoal).
@@ -45,7 +46,7 @@ from decomposer.relabel import boundary_scores
 from decomposer.uvd import decompose, get_smoother, strict_peaks
 from demos import DemoFolder
 
-BACKBONES = ("pixels", "state", "vip_local")
+BACKBONES = ("pixels", "state", "vip_local", "bc_local")
 FREE = ("final", "equal", "random", "near_future", "oracle")
 GRID = list(itertools.product((6, 10, 18, 30, 50), (0.08, 0.02, 0.005, 0.001)))
 
