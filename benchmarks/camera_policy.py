@@ -51,6 +51,12 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=2, help="torch threads for training")
     p.add_argument("--robustness", action="store_true", help="also evaluate under scene variants")
+    p.add_argument(
+        "--until",
+        choices=["collect", "train", "eval"],
+        default="eval",
+        help="stop after this stage (e.g. collect now, choose the recipe later)",
+    )
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     summary_path = a.out / "summary.json"
@@ -69,7 +75,11 @@ def main() -> None:
         print(f"{name}: {rec}")
 
     stage("collect", lambda: collect(a))
+    if a.until == "collect":
+        return
     stage("train", lambda: train(a))
+    if a.until == "train":
+        return
     stage("eval", lambda: evaluate(a))
     if a.robustness:
         from sim.scene import SceneVariant

@@ -206,6 +206,7 @@ def fit_bc_local(
     shift: int = 4,
     lr: float = 1e-3,
     seed: int = 0,
+    max_frames: int = 100_000,
     threads: int | None = None,
 ) -> Path:
     """Train ``nets.KeypointConv`` on the folder's demos by behaviour cloning, then freeze it.
@@ -217,17 +218,17 @@ def fit_bc_local(
     What the net must learn is what the arm's state cannot tell: where the objects are,
     relative to the gripper. The first stage of "train end to end briefly, then freeze": the
     frozen keypoints are then cached, and a policy trains on them at state-policy speed.
+    Frames are held in memory at ``size`` (21 kB each at 84 x 84): above ``max_frames``, every
+    k-th frame of each episode is kept (the actions all are).
     """
     if proprio is None:
         proprio = [k for k in folder.info.state if k in ARM_KEYS]
-    videos, proprio_rows, actions = _bc_data(folder, camera, list(proprio), size)
+    data = _bc_data(folder, camera, list(proprio), size, max_frames)
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        net, losses = _train_bc(
-            videos, proprio_rows, actions, horizon, steps, batch, keypoints, width, shift, lr, seed
-        )
+        net, losses = _train_bc(*data, horizon, steps, batch, keypoints, width, shift, lr, seed)
     finally:
         torch.set_num_threads(before)
     info = {
@@ -240,30 +241,38 @@ def fit_bc_local(
         "horizon": horizon,
         "steps": steps,
         "seed": seed,
-        "frames": int(sum(len(v) for v in videos)),
+        "frames": int(sum(len(v) for v in data[0])),
         "loss_first": float(np.mean(losses[:20])) if losses else None,
         "loss_last": float(np.mean(losses[-20:])) if losses else None,
     }
     return _save_offline(out, "bc_local", net.state_dict(), info)
 
 
-def _bc_data(folder: DemoFolder, camera: str, proprio: list[str], size: int):
-    """Per episode: uint8 frames (T, size, size, 3), proprio rows (T, P) and actions (T, A)."""
+def _bc_data(folder: DemoFolder, camera: str, proprio: list[str], size: int, max_frames: int):
+    """Per episode: uint8 frames (K, size, size, 3) at time steps ``kept`` (K,), proprio rows
+    (T, P) and actions (T, A); every ``step``-th frame is kept so all fit in ``max_frames``."""
     from tqdm.auto import tqdm
 
-    videos, rows, actions = [], [], []
+    lengths = [len(folder.read_lowdim(ep, check=False)["action"]) for ep in folder.episode_ids]
+    step = max(1, int(np.ceil(sum(lengths) / max_frames)))
+    videos, kept, rows, actions = [], [], [], []
     for ep in tqdm(folder.episode_ids, desc=f"bc_local: frames of {camera}", disable=None):
         a = folder.read_lowdim(ep)
-        frames = [resize_center_crop(f, (size, size)) for f in folder.iter_frames(ep, camera)]
-        n = min(len(frames), len(a["action"]))
-        if n < 2:
+        n = len(a["action"])
+        frames = [
+            resize_center_crop(f, (size, size))
+            for t, f in enumerate(folder.iter_frames(ep, camera))
+            if t % step == 0 and t < n
+        ]
+        if n < 2 or not frames:
             continue
-        videos.append(np.stack(frames[:n]))
-        rows.append(state_rows(folder, ep, proprio)[:n] if proprio else np.zeros((n, 0)))
-        actions.append(np.asarray(a["action"], np.float32).reshape(len(a["action"]), -1)[:n])
+        videos.append(np.stack(frames))
+        kept.append(np.arange(0, n, step)[: len(frames)])
+        rows.append(state_rows(folder, ep, proprio) if proprio else np.zeros((n, 0)))
+        actions.append(np.asarray(a["action"], np.float32).reshape(n, -1))
     if not videos:
         raise DecomposerError(f"{folder.root}: bc_local needs episodes of >= 2 frames")
-    return videos, rows, actions
+    return videos, kept, rows, actions
 
 
 def _standardise(parts: list[np.ndarray]) -> list[torch.Tensor]:
@@ -288,8 +297,8 @@ def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
     return x.gather(3, cols)
 
 
-def _train_bc(videos, proprio_rows, actions, horizon, steps, batch, keypoints, width, shift, lr,
-              seed) -> tuple[nn.Module, list[float]]:  # fmt: skip
+def _train_bc(videos, kept, proprio_rows, actions, horizon, steps, batch, keypoints, width, shift,
+              lr, seed) -> tuple[nn.Module, list[float]]:  # fmt: skip
     from tqdm.auto import tqdm
 
     spec = BACKBONES["bc_local"]
@@ -314,8 +323,9 @@ def _train_bc(videos, proprio_rows, actions, horizon, steps, batch, keypoints, w
     losses = []
     for _ in tqdm(range(steps), desc="bc_local: fitting", disable=None):
         eps = rng.integers(len(videos), size=batch)
-        ts = [int(rng.integers(len(videos[e]))) for e in eps]
-        frames = np.stack([videos[e][t] for e, t in zip(eps, ts, strict=True)])
+        js = [int(rng.integers(len(videos[e]))) for e in eps]
+        frames = np.stack([videos[e][j] for e, j in zip(eps, js, strict=True)])
+        ts = [int(kept[e][j]) for e, j in zip(eps, js, strict=True)]
         x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
         x = random_shift((x - mean) / std, shift)
         s = torch.stack([states[e][t] for e, t in zip(eps, ts, strict=True)])

@@ -365,6 +365,13 @@ def test_bc_local_learns_the_demos_actions_and_embeds_keypoints(demo):
     assert np.abs(e).max() <= 1.0  # soft-argmax image coordinates
     with pytest.raises(DemoFolderError, match="state keys \\['object'\\] are missing"):
         fit_backbone("bc_local", demo, proprio=["object"], steps=1)
+    # a folder bigger than max_frames: every k-th frame of each episode is kept
+    lengths = [len(demo.read_lowdim(e)["action"]) for e in demo.episode_ids]
+    k = -(-sum(lengths) // 30)
+    assert k > 1
+    small = fit_backbone("bc_local", demo, steps=2, size=32, batch=4, max_frames=30)
+    with safe_open(str(small), "pt") as f:
+        assert json.loads(f.metadata()["info"])["frames"] == sum(-(-n // k) for n in lengths)
 
 
 def test_bc_local_is_refitted_when_the_demos_actions_change(tmp_path):
