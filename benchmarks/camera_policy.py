@@ -12,7 +12,7 @@ evaluation's inputs. Stages, each skipped when its output is there, so a killed 
             (``eval_camera_moved``) and with the lights at 60% (``eval_dim_light``)
 
 Prints each stage's wall time and the success rate with its 95% Wilson interval, and writes
-``OUT/summary.json``. Example (lift, the frozen-embedding route):
+``OUT/summary.json``. Example (lift, the frozen-embedding route, ``bc_local`` by default):
 
     MUJOCO_GL=egl .venv/bin/python benchmarks/camera_policy.py --task lift --out /tmp/cam_lift
 """
@@ -39,7 +39,12 @@ def main() -> None:
     p.add_argument("--demos-from", type=Path, help="reuse this run's collected demos (a link)")
     p.add_argument("--cameras", nargs="+", default=["agentview", "robot0_eye_in_hand"])
     p.add_argument("--image-size", type=int, nargs=2, default=[84, 84])
-    p.add_argument("--backbone", default="pixels", help="frozen backbone; 'none': end to end")
+    p.add_argument(
+        "--backbone",
+        default="bc_local",
+        help="frozen backbone fitted on the demos (bc_local: 98%% on stack where "
+        "pixels gets 30%%); 'none': the cameras end to end",
+    )
     p.add_argument("--goal", default="none", help="none | final | uvd")
     p.add_argument("--train-steps", type=int, default=4000)
     p.add_argument("--batch-size", type=int, default=256)
