@@ -52,6 +52,7 @@ def readme_commands() -> list[list[str]]:
 
     lines = []
     for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+        block = re.sub(r"\\\n", " ", block)  # a continued line is one command, as in a shell
         for line in block.splitlines():
             words = shlex.split(line, comments=True)
             if words[:2] == ["accelerate", "launch"]:  # the training script it launches
