@@ -76,12 +76,25 @@ def fit_pixels(
 
 
 def state_rows(folder: DemoFolder, episode: str, keys: list[str] | None = None) -> np.ndarray:
-    a = folder.read_lowdim(episode)
     keys = list(folder.info.state) if keys is None else keys
-    missing = [k for k in keys if k not in a]
+    return _columns(folder.read_lowdim(episode), keys, folder.rel(episode, LOWDIM))
+
+
+def _columns(lowdim, keys: list[str], where: str) -> np.ndarray:
+    """(T, sum of dims) float32: the ``keys`` of one episode's lowdim arrays, side by side."""
+    missing = [k for k in keys if k not in lowdim]
     if missing:
-        raise DemoFolderError(f"state keys {missing} are missing", folder.rel(episode, LOWDIM))
-    return np.concatenate([np.asarray(a[k], np.float32).reshape(len(a[k]), -1) for k in keys], 1)
+        raise DemoFolderError(f"state keys {missing} are missing", where)
+    return np.concatenate(
+        [np.asarray(lowdim[k], np.float32).reshape(len(lowdim[k]), -1) for k in keys], 1
+    )
+
+
+def mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation; a constant column gets std 1, so it
+    standardises to 0 rather than blowing up."""
+    mean, std = x.mean(0), x.std(0)
+    return mean, np.where(std > 1e-6, std, 1.0)
 
 
 def fit_state(folder: DemoFolder, camera: str | None, out: Path) -> Path:
@@ -89,8 +102,7 @@ def fit_state(folder: DemoFolder, camera: str | None, out: Path) -> Path:
     if not keys:
         raise DecomposerError("dataset.json: no state keys to embed; use an image backbone")
     x = np.concatenate([state_rows(folder, ep, keys) for ep in folder.episode_ids])
-    mean, std = x.mean(0), x.std(0)
-    std = np.where(std > 1e-6, std, 1.0)  # a constant dim stays 0 rather than blowing up
+    mean, std = mean_std(x)
     info = {"keys": keys, "rows": len(x)}
     return _save_offline(
         out, "state", {"mean": torch.from_numpy(mean), "std": torch.from_numpy(std)}, info
@@ -253,11 +265,11 @@ def _bc_data(folder: DemoFolder, camera: str, proprio: list[str], size: int, max
     (T, P) and actions (T, A); every ``step``-th frame is kept so all fit in ``max_frames``."""
     from tqdm.auto import tqdm
 
-    lengths = [len(folder.read_lowdim(ep, check=False)["action"]) for ep in folder.episode_ids]
-    step = max(1, int(np.ceil(sum(lengths) / max_frames)))
+    lowdim = {ep: folder.read_lowdim(ep) for ep in folder.episode_ids}  # small; read once
+    step = max(1, int(np.ceil(sum(len(a["action"]) for a in lowdim.values()) / max_frames)))
     videos, kept, rows, actions = [], [], [], []
     for ep in tqdm(folder.episode_ids, desc=f"bc_local: frames of {camera}", disable=None):
-        a = folder.read_lowdim(ep)
+        a = lowdim[ep]
         n = len(a["action"])
         frames = [
             resize_center_crop(f, (size, size))
@@ -268,7 +280,7 @@ def _bc_data(folder: DemoFolder, camera: str, proprio: list[str], size: int, max
             continue
         videos.append(np.stack(frames))
         kept.append(np.arange(0, n, step)[: len(frames)])
-        rows.append(state_rows(folder, ep, proprio) if proprio else np.zeros((n, 0)))
+        rows.append(_columns(a, proprio, folder.rel(ep, LOWDIM)) if proprio else np.zeros((n, 0)))
         actions.append(np.asarray(a["action"], np.float32).reshape(n, -1))
     if not videos:
         raise DecomposerError(f"{folder.root}: bc_local needs episodes of >= 2 frames")
@@ -276,9 +288,7 @@ def _bc_data(folder: DemoFolder, camera: str, proprio: list[str], size: int, max
 
 
 def _standardise(parts: list[np.ndarray]) -> list[torch.Tensor]:
-    x = np.concatenate(parts)
-    mean, std = x.mean(0), x.std(0)
-    std = np.where(std > 1e-6, std, 1.0)
+    mean, std = mean_std(np.concatenate(parts))
     return [torch.from_numpy(((p - mean) / std).astype(np.float32)) for p in parts]
 
 
@@ -363,7 +373,7 @@ def fit_backbone(
     else:
         camera = default_camera(folder, camera)
         sources = [folder.video_path(ep, camera) for ep in folder.episode_ids]
-        if name == "bc_local":  # it learns the demos' actions too: new actions, a new fit
+        if spec.fits_actions:  # new actions, a new fit
             sources += [folder.episode_dir(ep) / LOWDIM for ep in folder.episode_ids]
     if not sources:
         raise DecomposerError(f"{folder.root}: no episodes to fit backbone {name} on")

@@ -68,8 +68,9 @@ class BackboneSpec:
     size: int = 224  # square input side (resize keeping aspect ratio, then central crop)
     norm: tuple = IMAGENET
     commercial: bool = True
-    offline: bool = False  # fitted on the demo folder (pixels, state, vip_local)
+    offline: bool = False  # fitted on the demo folder (pixels, state, vip_local, bc_local)
     inputs: str = "frames"  # "frames" or "state"
+    fits_actions: bool = False  # offline and fitted on the demos' actions too (bc_local)
     notes: str = ""
     extra: dict[str, tuple[int, ...]] = field(default_factory=dict)  # unused keys in the file
 
@@ -198,6 +199,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             size=84,
             norm=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
             offline=True,
+            fits_actions=True,
             notes="conv net with spatial keypoints, trained to predict the demos' actions from "
             "one camera and the arm's state, then frozen",
         ),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GOAL_MODES = ("final", "future", "uvd", "none")
+IMAGE_TRUNKS = ("resnet18", "compact")  # policies.encoders.ImageEncoder
 INFERENCE_FIELDS = (
     "sampler",
     "steps",
@@ -45,7 +46,7 @@ class PolicyConfig:
     d_embedding: int = 64
     keypoints: int = 32
     crop: list[int] | None = None  # random crop in training, centre crop at inference
-    image_trunk: str = "resnet18"  # resnet18 | compact (policies.encoders.IMAGE_TRUNKS)
+    image_trunk: str = "resnet18"  # cameras end to end: one of IMAGE_TRUNKS
     # EDM
     sigma_data: float = 0.5
     sigma_density: str = "log_logistic"
@@ -76,8 +77,8 @@ class PolicyConfig:
             problems.append(f"network={self.network!r}: use mlp or gpt")
         if not 1 <= self.n_action_steps <= self.horizon:
             problems.append(f"n_action_steps={self.n_action_steps} not in [1, {self.horizon}]")
-        if self.image_trunk not in ("resnet18", "compact"):
-            problems.append(f"image_trunk={self.image_trunk!r}: use resnet18 or compact")
+        if self.image_trunk not in IMAGE_TRUNKS:
+            problems.append(f"image_trunk={self.image_trunk!r}: use one of {IMAGE_TRUNKS}")
         if self.goal_dropout_mode not in ("sample", "element"):
             problems.append(f"goal_dropout_mode={self.goal_dropout_mode!r}: use sample or element")
         if not 0 < self.sigma_min < self.sigma_max:

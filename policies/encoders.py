@@ -13,6 +13,7 @@ from torch import nn
 
 from decomposer.nets import KeypointConv
 
+from .config import IMAGE_TRUNKS
 from .resnet import ResNet18, SpatialSoftmax
 
 
@@ -32,9 +33,6 @@ def crop_images(x: torch.Tensor, size: Sequence[int], random: bool) -> torch.Ten
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     return x[batch, chan, rows, cols]
-
-
-IMAGE_TRUNKS = ("resnet18", "compact")
 
 
 class ImageEncoder(nn.Module):

@@ -65,10 +65,3 @@ class SceneLook:
             getattr(m, f)[:] = np.clip(base * variant.light_scale, 0.0, 1.0)
         for f, base in self.headlight.items():
             getattr(m.vis.headlight, f)[:] = np.clip(base * variant.light_scale, 0.0, 1.0)
-
-    def fixed_camera_names(self) -> list[str]:
-        import mujoco
-
-        return [
-            mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_CAMERA, int(i)) for i in self.fixed
-        ]
