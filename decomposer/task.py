@@ -31,6 +31,7 @@ Goal = dict[str, np.ndarray]
 Embed = Callable[[Mapping[str, np.ndarray]], np.ndarray]
 RelayRule = Literal["relative", "paper", "nearest"]
 RELAY_RULES: tuple[str, ...] = tuple(DEFAULT_DELTA)
+CUTS = ("uvd", "equal")  # how a task demo without subgoals.json is cut
 #: The keys ``relay_settings`` reads from a command's config (``min_interval``: renamed).
 RELAY_CONFIG_KEYS = ("relay", "relay_eps", "relay_delta", "min_interval_s", "gamma", "min_interval")
 
@@ -43,8 +44,9 @@ class RelaySettings:
     ``rule``: "relative" (UVD's code: each subgoal timed against the demo's steps for it, with
     ``delta`` steps of slack, and a relative distance ``eps``), "paper" (the paper's timed rule)
     or "nearest" (the subgoal ahead of the demo frame nearest the current observation: follows
-    progress, never runs ahead of a slow rollout). ``min_interval_s`` and ``gamma``: UVD's
-    decomposition (seconds between subgoals; RBF bandwidth over frames).
+    progress, never runs ahead of a slow rollout). ``cut``: how a demo without subgoals is cut,
+    "uvd" or "equal" (``n_subgoals`` evenly spaced frames, the baseline). ``min_interval_s`` and
+    ``gamma``: UVD's decomposition (seconds between subgoals; RBF bandwidth over frames).
     """
 
     rule: RelayRule = "relative"
@@ -52,10 +54,16 @@ class RelaySettings:
     delta: int | None = None  # None: the rule's own (relative 3, paper 2)
     min_interval_s: float = DEFAULT_MIN_INTERVAL_S
     gamma: float = DEFAULT_GAMMA
+    cut: str = "uvd"
+    n_subgoals: int = 4  # cut="equal" only
 
     def __post_init__(self) -> None:
         if self.rule not in RELAY_RULES:
             raise ValueError(f"relay rule={self.rule!r}: use one of {', '.join(RELAY_RULES)}")
+        if self.cut not in CUTS:
+            raise ValueError(f"relay cut={self.cut!r}: use one of {', '.join(CUTS)}")
+        if isinstance(self.n_subgoals, bool) or not self.n_subgoals >= 1:
+            raise ValueError(f"n_subgoals must be an int >= 1, got {self.n_subgoals!r}")
         if not self.eps > 0:
             raise ValueError(f"relay eps must be > 0, got {self.eps}")
         if self.delta is not None and (isinstance(self.delta, bool) or self.delta < 0):
@@ -68,6 +76,16 @@ class RelaySettings:
     def min_interval(self, fps: float) -> int:
         """``min_interval_s`` in frames of a demo recorded at ``fps``."""
         return round(self.min_interval_s * fps)
+
+    def for_policy(self, subgoal_cut: Mapping[str, Any] | None) -> RelaySettings:
+        """These settings, cutting task demos as the policy's training subgoals were cut
+        (``PolicyConfig.subgoal_cut``; None: UVD)."""
+        from dataclasses import replace
+
+        if not subgoal_cut or subgoal_cut.get("method", "uvd") == "uvd":
+            return replace(self, cut="uvd")
+        return replace(self, cut=str(subgoal_cut["method"]),
+                       n_subgoals=int(subgoal_cut.get("n_subgoals", 4)))  # fmt: skip
 
 
 @dataclass
@@ -219,12 +237,23 @@ class RelayGoal:
 
 
 def demo_subgoals(
-    rows: Mapping[str, np.ndarray], embed: Embed, *, min_interval: int, gamma: float
+    rows: Mapping[str, np.ndarray],
+    embed: Embed,
+    *,
+    min_interval: int,
+    gamma: float,
+    cut: str = "uvd",
+    n_subgoals: int = 4,
 ) -> tuple[list[int], np.ndarray]:
-    """UVD subgoals of a demo: (ascending frame indices ending at T-1, its (T, D) embeddings)."""
+    """Subgoals of a demo: (ascending frame indices ending at T-1, its (T, D) embeddings);
+    UVD's, or ``n_subgoals`` evenly spaced frames for ``cut="equal"``."""
+    emb = np.asarray(embed(rows), dtype=np.float64)
+    if cut == "equal":
+        from .baselines import equal
+
+        return equal(emb, n_subgoals=n_subgoals), emb
     from .uvd import decompose  # scipy: only where a demo is cut
 
-    emb = np.asarray(embed(rows), dtype=np.float64)
     return decompose(emb, min_interval=min_interval, gamma=gamma), emb
 
 
@@ -276,8 +305,9 @@ def task_goals(
         if fps is None:
             raise ValueError("decomposing a task demo needs its fps (min_interval_s is seconds)")
         subgoals, emb = demo_subgoals(
-            rows, embed, min_interval=relay.min_interval(fps), gamma=relay.gamma
-        )
+            rows, embed, min_interval=relay.min_interval(fps), gamma=relay.gamma,
+            cut=relay.cut, n_subgoals=relay.n_subgoals,
+        )  # fmt: skip
     else:
         subgoals = check_subgoals(subgoals, T).tolist()
         emb = np.asarray(embed(rows), dtype=np.float64)

@@ -36,6 +36,9 @@ class PolicyConfig:
     backbone: dict[str, Any] | None = None
     goal: str = "future"  # goals in training: final, future (hindsight), uvd (subgoals), none
     goal_keys: list[str] | None = None  # None: the observation's state keys, cameras, embeddings
+    # goal=uvd: how the training subgoals were cut ({method, n_subgoals}, from subgoals.json);
+    # evaluation and deployment cut a task demo the same way (None: UVD)
+    subgoal_cut: dict[str, Any] | None = None
     n_obs: int = 2
     horizon: int = 16
     # network

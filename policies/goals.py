@@ -27,3 +27,26 @@ def uvd_goal_indices(folder: DemoFolder) -> dict[str, np.ndarray]:
     if problems:
         raise DemoFolderError(problems)
     return out
+
+
+def subgoal_cut(folder: DemoFolder) -> dict[str, object] | None:
+    """How the folder's subgoals were cut, for the checkpoint: ``{"method": "equal",
+    "n_subgoals": 3}`` for evenly spaced ones, None for UVD's (or files without provenance).
+
+    A task demo at evaluation is then cut the same way. Episodes cut by different methods are
+    refused, naming two of them (a policy trained on a mix has no one way to be relayed)."""
+    methods: dict[str | None, str] = {}
+    cut = None
+    for ep in folder.episode_ids:
+        try:
+            doc = read_subgoals(folder, ep)
+        except DemoFolderError:
+            continue  # uvd_goal_indices names the broken files
+        methods.setdefault(doc.method, ep)
+        if doc.method == "equal":
+            cut = {"method": "equal", "n_subgoals": int(doc.parameters.get("n_subgoals", 4))}
+    known = {m: ep for m, ep in methods.items() if m is not None}
+    if len(known) > 1:
+        named = ", ".join(f"episode {ep}: {m}" for m, ep in known.items())
+        raise DemoFolderError(f"subgoals cut by different methods ({named}); decompose again")
+    return cut

@@ -173,6 +173,17 @@ class Policy:
             self.observe(obs)
         return self._plan(goal)
 
+    def reads_next_observation(self) -> bool:
+        """Whether the observation of the next ``act`` can reach a plan: a plan reads the last
+        ``n_obs`` observations, so between plans most steps' camera frames are never looked
+        at, and a simulator need not render them (``SimEnv.step(render=False)``)."""
+        newest = self._chunks[-1] if self._chunks else None
+        n, ensemble = (
+            self.settings["n_action_steps"],
+            self.settings["temporal_ensemble"] is not None,
+        )
+        return any(plan_due(newest, self._t + k, n, ensemble) for k in range(self.config.n_obs))
+
     def observe(self, obs: Observation) -> None:
         """Add this step's observation to the history (checked; encoded only when needed)."""
         self._history.append([self._inputs(obs, "observation"), None])

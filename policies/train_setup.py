@@ -26,7 +26,7 @@ from .config import PolicyConfig
 from .distributed import Processes, processes
 from .edm import sigma_data_from
 from .ema import EMA as WeightAverage
-from .goals import uvd_goal_indices
+from .goals import subgoal_cut, uvd_goal_indices
 from .metrics import truncate_metrics
 from .model import BesoModel
 from .normalize import Normalizers
@@ -197,7 +197,8 @@ def _policy_config(folder, policy, goal, state_keys, cameras, image_size):
     sigma_auto = policy.get("sigma_data") == "auto"
     if sigma_auto:
         policy.pop("sigma_data")
-    for derived in ("action_dim", "state", "cameras", "goal", "embeddings", "backbone"):
+    for derived in ("action_dim", "state", "cameras", "goal", "embeddings", "backbone",
+                    "subgoal_cut"):  # fmt: skip
         if derived in policy:
             raise ValueError(f"policy.{derived} comes from the data and the goal argument")
     size = lambda c: list(image_size) if image_size else list(info.cameras[c])  # noqa: E731
@@ -206,6 +207,7 @@ def _policy_config(folder, policy, goal, state_keys, cameras, image_size):
         state={k: info.state[k] for k in keys},
         cameras={c: size(c) for c in cameras},
         goal=goal,
+        subgoal_cut=subgoal_cut(folder) if goal == "uvd" else None,
         **policy,
     )
     return cfg, sigma_auto

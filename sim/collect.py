@@ -1,10 +1,11 @@
 """Scripted demos into a demo folder, in parallel worker processes (``uvdiff-collect``).
 
-Episode i uses seed ``seed + i`` (and, for pickplace4, ``orders[i % len(orders)]``), whichever
-worker runs it, so a folder can be rebuilt or extended deterministically. Only successful
-episodes are written; every attempt is counted in the returned stats. Each worker writes its
-own episodes straight into the folder (writes are atomic); the workers are ``sim.pool``'s, so
-one that crashes loses only the episode it was running, and a fresh one goes on.
+Episode i uses seed ``seed + i`` (and, for a task with orders, ``orders[i % len(orders)]``),
+whichever worker runs it, so a folder can be rebuilt or extended deterministically. Only
+successful episodes are written; every attempt is counted in the returned stats. Each worker
+writes its own episodes straight into the folder (writes are atomic); the workers are
+``sim.pool``'s, so one that crashes loses only the episode it was running, and a fresh one goes
+on.
 """
 
 from __future__ import annotations
@@ -71,19 +72,17 @@ def collect(
 ) -> CollectStats:
     """Run the scripted expert of ``env_name`` for ``episodes`` seeds and write the successful
     episodes (state, actions, ground-truth stages, frames of ``cameras``) to demo folder
-    ``out`` (created, or appended to when its dataset.json matches). ``orders`` (pickplace4):
-    a split name ("train", "heldout", "all") or a list of orders, used round-robin; None lets
-    each seed draw its order. ``perturb`` > 0: the expert is pushed off its path with pushes of
-    this size (action units) and the demos record its corrections (``sim.perturb``)."""
+    ``out`` (created, or appended to when its dataset.json matches). ``orders`` (pickplace4,
+    arrange): a split name ("train", "heldout", "all") or a list of orders, used round-robin;
+    None lets each seed draw its order. ``perturb`` > 0: the expert is pushed off its path with
+    pushes of this size (action units) and the demos record its corrections (``sim.perturb``)."""
     if env_name not in EXPERTS:
         raise UnknownEnvError(
             f"no scripted expert for env {env_name!r}; experts: {', '.join(EXPERTS)}"
         )
     if episodes < 1 or workers < 1:
         raise SimError(f"episodes and workers must be >= 1, got {episodes} and {workers}")
-    if orders is not None and env_name != "pickplace4":
-        raise SimError(f"orders apply to pickplace4 only, not {env_name}")
-    orders = resolve_orders(orders)  # refuse bad orders before starting anything
+    orders = resolve_orders(orders, env_name)  # refuse bad orders before starting anything
     if not perturb >= 0:
         raise SimError(f"perturb must be a push size >= 0 (action units), got {perturb}")
     perturbation = Perturbation(float(perturb)) if perturb else None

@@ -1,8 +1,8 @@
 """Evaluating a policy checkpoint in simulation (``uvdiff-eval``), in parallel worker processes.
 
-Episode i uses seed ``seed + i`` (and, for pickplace4, ``orders[i % len(orders)]``), whichever
-worker runs it and however many workers there are: the env is reset with that seed and the
-policy's sampler is seeded with it, so an evaluation can be rerun or extended exactly.
+Episode i uses seed ``seed + i`` (and, for a task with orders, ``orders[i % len(orders)]``),
+whichever worker runs it and however many workers there are: the env is reset with that seed and
+the policy's sampler is seeded with it, so an evaluation can be rerun or extended exactly.
 
 A goal-conditioned policy (trained with goal final, future or uvd) is told the task by a demo:
 by default the one the scripted expert makes for the same seed (the same scene, the same order),
@@ -74,10 +74,10 @@ class EvalSettings:
 
     ``workers``: worker processes (0 runs the episodes in this process, without crash
     isolation). ``goal_source``: "expert" (the scripted expert's demo for the episode's seed)
-    or a demo folder (episode i uses its episode i % n). ``orders`` (pickplace4): a split name
-    or a list of orders, round robin; None lets each seed draw its order. ``videos``: episodes
-    0..videos-1 are filmed with ``video_camera`` at ``video_size``. ``max_steps``: episode
-    length limit (None: the task's horizon). ``relay``: how a goal=uvd policy walks the task
+    or a demo folder (episode i uses its episode i % n). ``orders`` (pickplace4, arrange): a
+    split name or a list of orders, round robin; None lets each seed draw its order.
+    ``videos``: episodes 0..videos-1 are filmed with ``video_camera`` at ``video_size``.
+    ``max_steps``: episode length limit (None: the task's horizon). ``relay``: how a goal=uvd policy walks the task
     demo's subgoals and how the demo is cut (``decomposer.task``). ``inference``: overrides of
     the checkpoint's inference settings (sampler, steps, schedule, guidance, n_action_steps,
     temporal_ensemble; None values are left out). ``scene``: a look the demos never had
@@ -206,11 +206,9 @@ def _prepare(checkpoint, env_name: str, s: EvalSettings) -> EvalJob:
         raise SimError(f"episodes must be >= 1 and workers >= 0, got {s.episodes} and {s.workers}")
     if s.videos < 0 or (s.max_steps is not None and s.max_steps < 1):
         raise SimError(f"videos must be >= 0 and max_steps >= 1, got {s.videos} and {s.max_steps}")
-    if s.orders is not None and env_name != "pickplace4":
-        raise SimError(f"orders apply to pickplace4 only, not {env_name}")
     if not isinstance(s.relay, RelaySettings):
         raise SimError(f"relay must be a decomposer.task.RelaySettings, got {s.relay!r}")
-    orders = resolve_orders(s.orders)
+    orders = resolve_orders(s.orders, env_name)
     ckpt = resolve(checkpoint)
     cfg, _ = load_config(ckpt)
     image_size = _check_observations(cfg, env_name, ckpt, s.video_camera if s.videos else None)
@@ -229,6 +227,8 @@ def _prepare(checkpoint, env_name: str, s: EvalSettings) -> EvalJob:
     if s.goal_source != "expert" and cfg.uses_goal:
         _check_goal_folder(s.goal_source, goal_keys, cfg)
     s = replace(s, video_size=tuple(int(v) for v in s.video_size))
+    if cfg.goal == "uvd":  # task demos are cut as the training subgoals were
+        s = replace(s, relay=s.relay.for_policy(cfg.subgoal_cut))
     return EvalJob(
         checkpoint=str(ckpt),
         env_name=env_name,

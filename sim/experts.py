@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .arrange import arrange_plan
 from .control import axis_yaw, wrap
 from .errors import UnknownEnvError
 from .pickplace import GRIP, OBJECTS, SQUARE, extent, gripper_clearance, object_geom, obstacles_for
@@ -263,6 +264,7 @@ EXPERTS: dict[str, Plan] = {
     "can": can_plan,
     "square": square_plan,
     "pickplace4": pickplace4_plan,
+    "arrange": arrange_plan,
 }
 
 

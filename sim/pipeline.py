@@ -56,15 +56,16 @@ class DemoSettings:
     def __post_init__(self) -> None:
         from decomposer.task import RELAY_RULES
 
+        from .errors import SimError
         from .orders import resolve_orders
 
         if self.relay not in RELAY_RULES:
             raise ValueError(f"relay={self.relay!r}: use one of {', '.join(RELAY_RULES)}")
         for name in ("train_orders", "eval_orders"):
-            value = getattr(self, name)
-            if value is not None and self.task != "pickplace4":
-                raise ValueError(f"{name}={value!r}: orders apply to pickplace4, not {self.task}")
-            resolve_orders(value)  # an unknown split is named here, before any stage runs
+            try:  # an unknown split is named here, before any stage runs
+                resolve_orders(getattr(self, name), self.task)
+            except SimError as e:
+                raise ValueError(f"{name}={getattr(self, name)!r}: {e}") from None
 
     def stage_keys(self) -> dict[str, str]:
         """Each stage's cache key: a hash of its own settings and its inputs' keys."""

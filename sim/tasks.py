@@ -17,6 +17,8 @@ stack       0 reach, 1 grasped, 2 lifted (3 cm),         red cube lifted, on the
             3 stacked                                    held
 pickplace4  n = objects placed in the given order        all four placed, in the given order
             (0..4); placing one out of turn freezes it
+arrange     n = cubes on their asked spots, red first    both cubes resting on their spots, let go
+            (0..2)
 =========== ============================================ ==========================================
 
 "grasped" is robosuite's check (both finger pads touch the object); "lifted" is the object's
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .arrange import ArrangeStages
 from .orders import describe_order
 from .pickplace import graspable_layout
 from .stages import OrderedPlacementStages, SingleObjectStages
@@ -57,7 +60,7 @@ class Task:
     def task_string(self, reset_info: dict) -> str:
         """The instruction for one episode (pickplace4 names its order)."""
         if "order" in reset_info:
-            return describe_order(reset_info["order"])
+            return describe_order(reset_info["order"], self.name)
         return self.description
 
     def __call__(self, **kwargs: Any) -> SimEnv:
@@ -125,6 +128,14 @@ ENVS: dict[str, Task] = {
             env_kwargs={"single_object_mode": 0},
             # every object can be grasped from above (see pickplace.py)
             layout_ok=graspable_layout(),
+            reset_options=("order",),
+        ),
+        Task(
+            "arrange",
+            "Stack",
+            "put the red cube on one spot, then the green cube on another",
+            horizon=600,
+            stages=ArrangeStages,
             reset_options=("order",),
         ),
     )

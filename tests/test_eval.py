@@ -206,7 +206,7 @@ def test_bad_input_is_refused_before_anything_runs(final_ckpt, tmp_path):
     assert "The env provides state eef_pos (3), eef_quat (4), gripper_qpos (2), object (12)" in str(
         e.value
     )
-    with pytest.raises(SimError, match="orders apply to pickplace4 only"):
+    with pytest.raises(SimError, match="orders apply to pickplace4, arrange only, not lift"):
         evaluate(final_ckpt, "lift", 2, out_dir=out, orders="train", **FAST)
     with pytest.raises(SimError, match="sampler"):
         evaluate(final_ckpt, "lift", 2, out_dir=out, sampler="nope", **FAST)

@@ -100,3 +100,28 @@ def json_subgoals(folder, episode):
     from demos.subgoals import read_subgoals
 
     return read_subgoals(folder, episode).frames
+
+
+def test_unread_frames_are_not_rendered_and_change_no_action(checkpoint, folder):
+    """Between plans the policy reads no frame: skipping those renders leaves every action as
+    it was, and renders only the frames a plan reads (chunks of 4, 2 observations per plan)."""
+    from policies import Policy
+    from sim import make_env
+
+    policy = Policy.from_pretrained(checkpoint, n_action_steps=4)
+    demo = folder.read_episode(folder.episode_ids[0], frames=True)
+    goal = {CAM: demo.frames[CAM][-1], "eef_pos": demo.state["eef_pos"][-1]}
+    runs = {}
+    for skip in (False, True):
+        with make_env("lift", cameras=(CAM,), image_size=SIZE) as env:
+            obs, _ = env.reset(seed=5)
+            policy.reset(seed=5)
+            actions, rendered = [], 0
+            for _ in range(12):
+                actions.append(policy.act(obs, goal))
+                render = policy.reads_next_observation() if skip else True
+                rendered += render
+                obs = env.step(actions[-1], render=render)[0]
+            runs[skip] = (np.array(actions), rendered)
+    np.testing.assert_array_equal(runs[True][0], runs[False][0])
+    assert runs[False][1] == 12 and runs[True][1] == 6  # plans at 0, 4, 8 read 3-4, 7-8, 11

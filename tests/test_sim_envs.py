@@ -17,7 +17,7 @@ from sim.experts import Expert
 from sim.orders import ORDER_SPLITS, ORDERS, parse_order
 from sim.rollout import expert_seed
 
-NAMES = ["lift", "can", "square", "stack", "pickplace4"]
+NAMES = ["lift", "can", "square", "stack", "pickplace4", "arrange"]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def envs():
         env.close()
 
 
-def test_registry_holds_the_five_tasks():
+def test_registry_holds_the_six_tasks():
     assert list(ENVS) == NAMES
 
 

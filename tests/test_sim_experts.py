@@ -83,7 +83,7 @@ def test_pushes_are_executed_but_the_expert_action_is_recorded(lift):
 def test_unknown_expert_and_misplaced_orders_are_refused(tmp_path):
     with pytest.raises(ValueError, match="no scripted expert for env 'lifft'; experts: lift, "):
         Expert("lifft")
-    with pytest.raises(SimError, match="orders apply to pickplace4 only"):
+    with pytest.raises(SimError, match="orders apply to pickplace4, arrange only, not lift"):
         collect("lift", 2, tmp_path / "x", orders="train", progress=False)
     with pytest.raises(SimError, match="not a split"):
         collect("pickplace4", 2, tmp_path / "y", orders="trian", progress=False)
