@@ -73,15 +73,15 @@ class EvalSettings:
     """How an evaluation runs (``configs/eval.yaml`` maps onto it; defaults live here).
 
     ``workers``: worker processes (0 runs the episodes in this process, without crash
-    isolation). ``goal_source``: "expert" (the scripted expert's demo for the episode's seed)
-    or a demo folder (episode i uses its episode i % n). ``orders`` (pickplace4, arrange): a
-    split name or a list of orders, round robin; None lets each seed draw its order.
-    ``videos``: episodes 0..videos-1 are filmed with ``video_camera`` at ``video_size``.
-    ``max_steps``: episode length limit (None: the task's horizon). ``relay``: how a goal=uvd policy walks the task
-    demo's subgoals and how the demo is cut (``decomposer.task``). ``inference``: overrides of
-    the checkpoint's inference settings (sampler, steps, schedule, guidance, n_action_steps,
-    temporal_ensemble; None values are left out). ``scene``: a look the demos never had
-    (cameras moved, lights changed: ``sim.scene``), for robustness checks.
+    isolation). ``goal_source``: "expert" (the scripted expert's demo for the episode's seed) or
+    a demo folder (episode i uses its episode i % n). ``orders`` (pickplace4, arrange): a split
+    name or a list of orders, round robin; None lets each seed draw its order. ``videos``:
+    episodes 0..videos-1 are filmed with ``video_camera`` at ``video_size``. ``max_steps``:
+    episode length limit (None: the task's horizon). ``relay``: how a goal=uvd policy walks the
+    task demo's subgoals and how the demo is cut (``decomposer.task``). ``inference``: overrides
+    of the checkpoint's inference settings (sampler, steps, schedule, guidance, n_action_steps,
+    temporal_ensemble; None values are left out). ``scene``: a look the demos never had (cameras
+    moved, lights changed: ``sim.scene``), for robustness checks.
     """
 
     episodes: int = 50
