@@ -20,7 +20,7 @@ memory-mapped; nothing here keeps a second copy.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +54,16 @@ def folder_embeddings(
     backbone: str,
     *,
     weights: str | os.PathLike | None = None,
+    fit_args: Mapping[str, Any] | None = None,
     device: str | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, Any], dict[str, list[np.ndarray]], dict[str, Path]]:
     """(the config's ``backbone`` record, {key: per-episode memory-mapped (T, D) arrays},
     {checkpoint file name: weights file to copy}) for embedding ``cameras`` with ``backbone``.
 
-    Offline backbones without ``weights`` are fitted on ``folder`` per camera (or their earlier
-    fit is reused); embeddings come from (and fill) the decomposer's cache.
+    Offline backbones without ``weights`` are fitted on ``folder`` per camera with ``fit_args``
+    (or their earlier fit with the same arguments is reused); embeddings come from (and fill)
+    the decomposer's cache.
     """
     from tqdm.auto import tqdm
 
@@ -87,7 +89,10 @@ def folder_embeddings(
     enc = None
     for cam in cameras:
         if enc is None or spec.offline:  # one pretrained net for all cameras; fits per camera
-            enc = prepare_encoder(folder, backbone, weights=weights, camera=cam, device=device)
+            fit = None if fit_args is None else dict(fit_args)
+            enc = prepare_encoder(
+                folder, backbone, weights=weights, camera=cam, device=device, fit_args=fit
+            )
         cache = embeddings_dir(folder, enc, cam)
         per_episode = []
         for ep in tqdm(

@@ -49,6 +49,7 @@ def train(
     embeddings: Sequence[str] = (),
     backbone: str | None = None,
     backbone_weights: str | os.PathLike | None = None,
+    backbone_fit: Mapping[str, Any] | None = None,
     steps: int = 20_000,
     batch_size: int = 256,
     lr: float = 1e-4,
@@ -74,8 +75,9 @@ def train(
     (hindsight), uvd (each episode's ``subgoals.json``) or none. ``state_keys`` (None: all) and
     ``cameras`` pick the inputs. ``embeddings``: cameras seen through the frozen decomposer
     ``backbone`` (``decomposer.registry.BACKBONES``; ``backbone_weights`` a file, else the cache,
-    or for pixels / vip_local a fit on this folder), input key ``<camera>_emb`` (its goal: the
-    embedding at the goal frame), read memory-mapped from the decomposer's embedding cache.
+    or for bc_local / pixels / vip_local a fit on this folder with ``backbone_fit``), input key
+    ``<camera>_emb`` (its goal: the embedding at the goal frame), read memory-mapped from the
+    decomposer's embedding cache.
     The folder is validated before the model is built, so a broken
     folder stops the run before its first step. ``resume=True`` continues from the newest
     checkpoint in ``out_dir`` with the same arguments.

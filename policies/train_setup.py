@@ -47,6 +47,7 @@ class TrainOptions:
     embeddings: Sequence[str]
     backbone: str | None
     backbone_weights: str | os.PathLike | None
+    backbone_fit: Mapping[str, Any] | None
     steps: int
     batch_size: int
     lr: float
@@ -82,6 +83,7 @@ class TrainOptions:
             "backbone_weights": None
             if self.backbone_weights is None
             else str(self.backbone_weights),
+            "backbone_fit": dict(self.backbone_fit or {}),
             "steps": self.steps,
             "batch_size": self.batch_size,
             "lr": self.lr,
@@ -234,6 +236,7 @@ def _embeddings(folder: DemoFolder, cfg: PolicyConfig, opts: TrainOptions, procs
             embeddings,
             backbone,
             weights=opts.backbone_weights,
+            fit_args=opts.backbone_fit,
             device=procs.device,
             progress=opts.progress and procs.is_main,
         )

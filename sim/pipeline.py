@@ -25,69 +25,120 @@ from .spec import OBS_LAYOUT
 DONE = "stage.json"  # written last in a stage's folder: the stage finished
 
 
+PROPRIO_KEYS = ("eef_pos", "eef_quat", "gripper_qpos")  # what a camera policy knows of itself
+AUTO = "auto"  # orders: the task's split (train on "train", evaluate on "heldout"), or none
+
+
 @dataclass
 class DemoSettings:
     """What the demo runs; configs/demo.yaml holds the defaults, ``quick`` a smaller set."""
 
-    task: str = "stack"
+    task: str = "arrange"
     episodes: int = 40  # scripted demos (seeds seed..seed+episodes-1)
-    camera: str = "agentview"  # recorded with the demos: UVD and the report's film strips
+    # recorded with the demos; with a visual backbone, the policies' only view of the objects
+    cameras: tuple[str, ...] = ("agentview", "robot0_eye_in_hand")
+    camera: str = "agentview"  # the video UVD cuts and the report films
     image_size: tuple[int, int] = (84, 84)
-    backbone: str = "state"  # decomposer backbone for the subgoals
+    # decomposer backbone: a visual one (bc_local, pixels, ...) makes camera-only policies on
+    # its embeddings of ``cameras``; "state" makes state policies (the simulator's object poses)
+    backbone: str = "bc_local"
+    fit_steps: int | None = None  # an offline backbone's fit length (None: its default)
     min_interval_s: float = 0.9  # UVD: at least this long between subgoals
-    goals: tuple[str, ...] = ("uvd", "final")  # one policy per goal mode, same data and budget
+    # one policy per goal, same data and budget: UVD's subgoals, the final frame, and as many
+    # evenly spaced subgoals as UVD found on average (what UVD's choice adds)
+    goals: tuple[str, ...] = ("uvd", "final", "equal")
     policy: dict[str, Any] = field(default_factory=dict)  # PolicyConfig overrides
     train_steps: int = 3000
     batch_size: int = 256
     lr: float = 3e-4
     train_threads: int = 1  # one never stalls on a busy machine (BENCHMARKS.md: pipeline)
-    eval_episodes: int = 20
+    eval_episodes: int = 20  # per policy and per set of orders
     eval_seed: int = 1000  # evaluation seeds never overlap the demos' seeds
+    max_steps: int | None = None  # evaluation episode limit (None: the task's horizon)
     videos: int = 2
     workers: int = 2
     seed: int = 0
-    # pickplace4 only: the task orders of the demos and of the evaluation, a split name
-    # (train: 16 orders, heldout: the other 8, all) or None for each seed's own draw.
-    # UVD's compositional protocol: train_orders=train eval_orders=heldout
-    train_orders: str | None = None
-    eval_orders: str | None = None
+    # tasks with orders (arrange, pickplace4): the orders of the demos, of the evaluation, and
+    # of a second, in-domain evaluation; a split name, None, or "auto": train / heldout / train
+    # for such tasks, None for the others. UVD's protocol: unseen compositions of seen subtasks.
+    train_orders: str | None = AUTO
+    eval_orders: str | None = AUTO
+    seen_orders: str | None = AUTO
     relay: str = "relative"  # how the goal=uvd policy walks the task demo's subgoals
 
     def __post_init__(self) -> None:
         from decomposer.task import RELAY_RULES
 
         from .errors import SimError
-        from .orders import resolve_orders
+        from .orders import TASK_ORDERS, resolve_orders
 
         if self.relay not in RELAY_RULES:
             raise ValueError(f"relay={self.relay!r}: use one of {', '.join(RELAY_RULES)}")
-        for name in ("train_orders", "eval_orders"):
+        unknown = [g for g in self.goals if g not in GOALS]
+        if unknown or not self.goals:
+            raise ValueError(f"goals={list(self.goals)}: use some of {', '.join(GOALS)}")
+        if self.camera not in self.cameras:
+            raise ValueError(f"camera={self.camera!r} is not among cameras={list(self.cameras)}")
+        ordered = self.task in TASK_ORDERS
+        for name, split in (("train_orders", "train"), ("eval_orders", "heldout"),
+                            ("seen_orders", "train")):  # fmt: skip
+            if getattr(self, name) == AUTO:
+                setattr(self, name, split if ordered else None)
             try:  # an unknown split is named here, before any stage runs
                 resolve_orders(getattr(self, name), self.task)
             except SimError as e:
                 raise ValueError(f"{name}={getattr(self, name)!r}: {e}") from None
+        if self.seen_orders is not None and self.seen_orders == self.eval_orders:
+            self.seen_orders = None  # the same episodes twice
+
+    @property
+    def visual(self) -> bool:
+        """Whether the policies see the cameras (through the backbone) instead of object state."""
+        from decomposer.registry import get_spec
+
+        return get_spec(self.backbone).inputs == "frames"
+
+    @property
+    def eval_sets(self) -> dict[str, str | None]:
+        """Evaluation name suffix -> orders: the main set, then the in-domain check."""
+        sets = {"": self.eval_orders}
+        if self.seen_orders is not None:
+            sets[" seen"] = self.seen_orders
+        return sets
 
     def stage_keys(self) -> dict[str, str]:
         """Each stage's cache key: a hash of its own settings and its inputs' keys."""
         s = asdict(self)
         orders = [s["train_orders"]] if s["train_orders"] else []  # keys of order-free runs stay
+        cams = [] if s["cameras"] == [s["camera"]] else [s["cameras"]]
         collect = _key(
             s["task"], s["episodes"], s["camera"], s["image_size"], s["seed"], *orders,
-            f"obs{OBS_LAYOUT}",
+            f"obs{OBS_LAYOUT}", *cams,
         )  # fmt: skip
-        decompose = _key(collect, s["backbone"], s["min_interval_s"])
+        fit = [s["fit_steps"]] if s["fit_steps"] else []
+        decompose = _key(collect, s["backbone"], s["min_interval_s"], *fit)
         keys = {"collect": collect, "decompose": decompose}
+        if "equal" in self.goals:
+            keys["decompose equal"] = _key(decompose, "equal")
         for goal in self.goals:
-            upstream = decompose if goal == "uvd" else collect
-            train = _key(upstream, goal, s["policy"], s["train_steps"], s["batch_size"], s["lr"])
+            upstream = {"uvd": decompose, "final": collect}.get(goal, keys.get("decompose equal"))
+            visual = [s["backbone"], *fit] if self.visual else []
+            train = _key(upstream, goal, s["policy"], s["train_steps"], s["batch_size"], s["lr"],
+                         *visual)  # fmt: skip
             keys[f"train {goal}"] = train
-            held = [s["eval_orders"]] if s["eval_orders"] else []
-            if goal == "uvd" and s["relay"] != "relative":  # keys of earlier runs stay
-                held.append(s["relay"])
-            keys[f"eval {goal}"] = _key(
-                train, s["eval_episodes"], s["eval_seed"], s["videos"], *held
-            )
+            for suffix, held_orders in self.eval_sets.items():
+                held = [held_orders] if held_orders else []
+                if goal == "uvd" and s["relay"] != "relative":  # keys of earlier runs stay
+                    held.append(s["relay"])
+                if s["max_steps"]:
+                    held.append(f"max{s['max_steps']}")
+                keys[f"eval {goal}{suffix}"] = _key(
+                    train, s["eval_episodes"], s["eval_seed"], s["videos"], *held
+                )
         return keys
+
+
+GOALS = ("uvd", "final", "equal")
 
 
 @dataclass
@@ -116,9 +167,10 @@ def run_demo(
     t0 = time.perf_counter()
     out_dir, cache_dir = Path(out_dir), Path(cache_dir)
     keys = settings.stage_keys()
+    evals_named = [f"eval {g}{x}" for x in settings.eval_sets for g in settings.goals]
     names = ["collect", "validate", "decompose"]
-    names += [f"train {g}" for g in settings.goals] + [f"eval {g}" for g in settings.goals]
-    names.append("report")
+    names += ["decompose equal"] if "equal" in settings.goals else []
+    names += [f"train {g}" for g in settings.goals] + evals_named + ["report"]
     bar = tqdm(total=len(names), desc="uvdiff-demo", unit="stage", disable=not progress,
                dynamic_ncols=True, position=0)  # fmt: skip
     records: dict[str, dict[str, Any]] = {}
@@ -136,27 +188,31 @@ def run_demo(
         return rec
 
     demos = cache_dir / f"demos-{keys['collect']}"
+    folders = {"uvd": demos, "final": demos}
     try:
         stage("collect", lambda: _collect(settings, demos, progress))
         stage("validate", lambda: _validate(demos))
         stage("decompose", lambda: _decompose(settings, demos, cache_dir, keys, progress))
+        if "equal" in settings.goals:
+            folders["equal"] = cache_dir / f"demos_equal-{keys['decompose equal']}"
+            count = round(records["decompose"]["subgoals_per_demo"])
+            stage("decompose equal", lambda: _decompose_equal(demos, folders["equal"], count))
         runs = {}
         for goal in settings.goals:
             runs[goal] = cache_dir / f"train_{goal}-{keys[f'train {goal}']}"
-            stage(f"train {goal}", lambda g=goal: _train(settings, g, demos, runs[g], progress))
-        evals = {}
-        for goal in settings.goals:
-            evals[goal] = cache_dir / f"eval_{goal}-{keys[f'eval {goal}']}"
-            stage(f"eval {goal}", lambda g=goal: _evaluate(settings, runs[g], evals[g], progress))
+            stage(f"train {goal}",
+                  lambda g=goal: _train(settings, g, folders[g], runs[g], progress))  # fmt: skip
+        evals: dict[str, Path] = {}
+        for suffix, orders in settings.eval_sets.items():
+            for goal in settings.goals:
+                name = f"eval {goal}{suffix}"
+                evals[name] = cache_dir / f"eval_{goal}{suffix.replace(' ', '_')}-{keys[name]}"
+                stage(name, lambda g=goal, n=name, o=orders: _evaluate(settings, runs[g], evals[n],
+                                                                    o, progress))  # fmt: skip
         from .demo_report import write_demo_report
 
         report = out_dir / "report.html"
-        stage(
-            "report",
-            lambda: write_demo_report(
-                report, settings, demos, {g: runs[g] for g in settings.goals}, evals, records
-            ),
-        )
+        stage("report", lambda: write_demo_report(report, settings, demos, runs, evals, records))
     finally:
         bar.close()
     success = {g: float(records[f"eval {g}"]["pc_success"]) for g in settings.goals}
@@ -188,7 +244,7 @@ def _collect(s: DemoSettings, demos: Path, progress: bool) -> dict[str, Any]:
     with staging_dir(demos) as tmp:
         tmp.rmdir()  # collect creates the folder itself
         stats = collect(
-            s.task, s.episodes, tmp, s.seed, workers=s.workers, cameras=(s.camera,),
+            s.task, s.episodes, tmp, s.seed, workers=s.workers, cameras=tuple(s.cameras),
             image_size=tuple(s.image_size), orders=s.train_orders, progress=progress,
         )  # fmt: skip
         if not stats.written:
@@ -216,14 +272,20 @@ def _decompose(
     s: DemoSettings, demos: Path, cache_dir: Path, keys: dict[str, str], progress: bool
 ) -> dict[str, Any]:
     """UVD subgoals for every demo (subgoals.json in the folder; skipped when they are there)."""
+    from decomposer.fitting import fit_backbone
     from decomposer.pipeline import decompose_folder
+    from decomposer.registry import get_spec
 
     marker = cache_dir / f"decompose-{keys['decompose']}.json"
     if marker.is_file() and _subgoals_match(demos, s.backbone):
         return {**json.loads(marker.read_text()), "cached": True}
     summary = decompose_folder(
-        demos, s.backbone, min_interval_s=s.min_interval_s, plots=True, progress=progress
-    )
+        demos, s.backbone, camera=s.camera if s.visual else None, min_interval_s=s.min_interval_s,
+        fit_args=_fit_args(s), plots=True, progress=progress,
+    )  # fmt: skip
+    if s.visual and get_spec(s.backbone).offline:  # every camera's fit here, with every thread
+        for cam in s.cameras:
+            fit_backbone(s.backbone, demos, cam, **(_fit_args(s) or {}))
     pooled = summary.pooled or {}
     n = [len(e.subgoals) for e in summary.episodes]
     rec = {
@@ -240,24 +302,68 @@ def _decompose(
     return rec
 
 
-def _subgoals_match(demos: Path, backbone: str) -> bool:
-    """Whether every episode's subgoals.json came from ``backbone`` (another run may have
-    decomposed the same cached demos with another backbone since)."""
+def _fit_args(s: DemoSettings) -> dict[str, Any] | None:
+    return {"steps": s.fit_steps} if s.fit_steps else None
+
+
+def _subgoals_match(demos: Path, backbone: str | None, method: str = "uvd") -> bool:
+    """Whether every episode's subgoals.json came from ``backbone`` and ``method`` (another run
+    may have decomposed the same cached demos with another backbone since)."""
     from demos import DemoFolder, DemoFolderError
     from demos.subgoals import has_subgoals, read_subgoals
 
     folder = DemoFolder(demos)
     try:
-        return all(
-            has_subgoals(folder, ep) and read_subgoals(folder, ep).backbone == backbone
-            for ep in folder.episode_ids
-        )
+        for ep in folder.episode_ids:
+            doc = has_subgoals(folder, ep) and read_subgoals(folder, ep)
+            if not doc or doc.backbone != backbone or doc.method != method:
+                return False
+        return True
     except DemoFolderError:  # a broken file: decompose again
         return False
 
 
+def _decompose_equal(demos: Path, mirror: Path, n_subgoals: int) -> dict[str, Any]:
+    """The baseline's subgoals: ``n_subgoals`` evenly spaced frames per demo, in a mirror of
+    the demo folder (its files linked, its own subgoals.json), so the goal=uvd machinery
+    trains and relays on them unchanged."""
+    from decomposer.pipeline import decompose_folder
+
+    n_subgoals = max(1, int(n_subgoals))
+    if mirror.is_dir() and _subgoals_match(mirror, None, "equal"):
+        return {**json.loads((mirror / DONE).read_text()), "cached": True}
+    if mirror.exists():
+        shutil.rmtree(mirror)
+    with staging_dir(mirror) as tmp:
+        link_folder(demos, tmp)
+        decompose_folder(tmp, method="equal", method_args={"n_subgoals": n_subgoals},
+                         plots=False, progress=False)  # fmt: skip
+        rec = {"summary": f"{n_subgoals} evenly spaced subgoals per demo (UVD's mean count)",
+               "n_subgoals": n_subgoals}  # fmt: skip
+        atomic_write_json(tmp / DONE, rec)
+    return rec
+
+
+def link_folder(src: Path, dst: Path) -> None:
+    """``dst`` becomes a demo folder holding ``src``'s files as symlinks (its cache shared, so
+    fitted backbones and embeddings are reused), with no subgoals of its own yet."""
+    from demos.subgoals import SUBGOALS
+
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("dataset.json", "stats.json", "cache"):
+        if (src / name).exists():
+            (dst / name).symlink_to((src / name).resolve(), target_is_directory=name == "cache")
+    for ep in sorted((src / "episodes").iterdir()):
+        (dst / "episodes" / ep.name).mkdir(parents=True)
+        for f in ep.iterdir():
+            if f.name != SUBGOALS and f.suffix != ".png":  # the source's own decomposition
+                (dst / "episodes" / ep.name / f.name).symlink_to(f.resolve())
+
+
 def _train(s: DemoSettings, goal: str, demos: Path, run: Path, progress: bool) -> dict[str, Any]:
-    """A state-based BESO policy; resumes a run that was killed, skips one that finished."""
+    """A BESO policy on the cameras' embeddings (or on state, for backbone=state); resumes a
+    run that was killed, skips one that finished. goal=equal trains as goal=uvd on the mirror
+    folder's evenly spaced subgoals."""
     import torch
 
     from policies.checkpoint import CHECKPOINTS, step_folders
@@ -269,8 +375,13 @@ def _train(s: DemoSettings, goal: str, demos: Path, run: Path, progress: bool) -
     threads = torch.get_num_threads()
     torch.set_num_threads(s.train_threads)
     try:
+        visual = {}
+        if s.visual:  # cameras through the frozen backbone, and the arm's own state
+            visual = dict(state_keys=list(PROPRIO_KEYS), embeddings=list(s.cameras),
+                          backbone=s.backbone, backbone_fit=_fit_args(s))  # fmt: skip
         result = train(
-            demos, run, policy=dict(s.policy), goal=goal, steps=s.train_steps,
+            demos, run, policy=dict(s.policy), goal="uvd" if goal == "equal" else goal,
+            steps=s.train_steps, **visual,
             batch_size=s.batch_size, lr=s.lr, warmup_steps=min(500, s.train_steps // 10),
             checkpoint_every=max(1, s.train_steps // 4), seed=s.seed, resume=resume,
             progress=progress,
@@ -289,7 +400,9 @@ def _train(s: DemoSettings, goal: str, demos: Path, run: Path, progress: bool) -
     return rec
 
 
-def _evaluate(s: DemoSettings, run: Path, out: Path, progress: bool) -> dict[str, Any]:
+def _evaluate(
+    s: DemoSettings, run: Path, out: Path, orders: str | None, progress: bool
+) -> dict[str, Any]:
     """Seeded rollouts; goal=uvd policies follow the expert demo's subgoals with the relay."""
     from decomposer.task import RelaySettings
 
@@ -302,8 +415,8 @@ def _evaluate(s: DemoSettings, run: Path, out: Path, progress: bool) -> dict[str
     with staging_dir(out) as tmp:
         result = evaluate(
             run, s.task, s.eval_episodes, s.eval_seed, out_dir=tmp, workers=s.workers,
-            videos=s.videos, video_camera=s.camera, orders=s.eval_orders, progress=progress,
-            relay=RelaySettings(rule=s.relay),
+            videos=s.videos, video_camera=s.camera, orders=orders, progress=progress,
+            relay=RelaySettings(rule=s.relay), max_steps=s.max_steps,
         )  # fmt: skip
         info = result.info
         rec = {
@@ -319,6 +432,9 @@ def _evaluate(s: DemoSettings, run: Path, out: Path, progress: bool) -> dict[str
     return rec
 
 
+QUICK_FIT_STEPS = 300  # bc_local's fit in a smoke test: enough to run, not to see
+
+
 def quick_settings(base: DemoSettings) -> DemoSettings:
     """The smoke-test variant (``quick=true``): same task and stages, a fraction of the work."""
     from dataclasses import replace
@@ -327,6 +443,7 @@ def quick_settings(base: DemoSettings) -> DemoSettings:
         base, episodes=min(base.episodes, 10), train_steps=min(base.train_steps, 400),
         batch_size=min(base.batch_size, 128), eval_episodes=min(base.eval_episodes, 4),
         videos=min(base.videos, 1),
+        fit_steps=min(base.fit_steps or QUICK_FIT_STEPS, QUICK_FIT_STEPS),
     )  # fmt: skip
 
 
@@ -336,7 +453,7 @@ def settings_from(cfg: Mapping[str, Any]) -> DemoSettings:
     from dataclasses import fields
 
     kw = {f.name: cfg[f.name] for f in fields(DemoSettings) if f.name in cfg}
-    for k in ("image_size", "goals"):
+    for k in ("image_size", "goals", "cameras"):
         if k in kw:
             kw[k] = tuple(kw[k])
     if "policy" in kw:

@@ -13,8 +13,8 @@ from sim.pipeline import DemoSettings, quick_settings, run_demo, settings_from
 from sim.testing import Killed, kill_at
 
 TINY = DemoSettings(
-    task="lift", episodes=3, image_size=(48, 48), train_steps=12, batch_size=32,
-    eval_episodes=1, videos=1, workers=1,
+    task="arrange", episodes=3, cameras=("agentview",), image_size=(48, 48), fit_steps=10,
+    train_steps=12, batch_size=32, eval_episodes=1, max_steps=30, videos=1, workers=1,
 )  # fmt: skip
 
 
@@ -28,23 +28,47 @@ def first_run(tmp_path_factory):
 def test_every_stage_runs_and_the_report_shows_this_runs_numbers(first_run):
     root, result = first_run
     assert list(result.stages) == [
-        "collect", "validate", "decompose", "train uvd", "train final",
-        "eval uvd", "eval final", "report",
+        "collect", "validate", "decompose", "decompose equal",
+        "train uvd", "train final", "train equal",
+        "eval uvd", "eval final", "eval equal", "eval uvd seen", "eval final seen",
+        "eval equal seen", "report",
     ]  # fmt: skip
     assert not any(r.get("cached") for r in result.stages.values())
     html = result.report.read_text()
+    cache = root / "cache"
     for goal in TINY.goals:
-        info = json.loads(next((root / "cache").glob(f"eval_{goal}-*/eval_info.json")).read_text())
-        assert info["episodes"] == 1 and info["seed"] == TINY.eval_seed
-        assert result.success[goal] == info["pc_success"]
-        assert f"<td>{goal}</td><td><b>{info['pc_success']:.0f}%</b></td>" in html
-    for png in ("success.png", "training.png", "eval_uvd.png", "decomposition_000000.png"):
+        unseen = json.loads(next(cache.glob(f"eval_{goal}-*/eval_info.json")).read_text())
+        seen = json.loads(next(cache.glob(f"eval_{goal}_seen-*/eval_info.json")).read_text())
+        assert unseen["episodes"] == 1 and unseen["seed"] == TINY.eval_seed
+        assert unseen["per_episode"][0]["order"] in (["left", "right"], ["right", "middle"])
+        assert seen["per_episode"][0]["order"] == ["left", "middle"]  # the first train order
+        assert result.success[goal] == unseen["pc_success"]
+        n = unseen["n_success"]
+        assert f"<td>{goal}</td><td><b>{100 * n:.0f}%</b>" in html
+        assert f'src="film_{goal}.mp4"' in html and (result.out_dir / f"film_{goal}.mp4").is_file()
+    assert "uvd − final" in html and "uvd − equal" in html  # the differences, with intervals
+    for png in ("success.png", "stages.png", "training.png", "film_uvd.png",
+                "decomposition_000000.png"):  # fmt: skip
         assert (result.out_dir / png).stat().st_size > 1000, png
         assert f'src="{png}"' in html
-    # subgoals were written by the chosen backbone and training read them
-    demos = next((root / "cache").glob("demos-*"))
+    # UVD cut the camera's video on the fitted backbone; the equal arm's mirror holds evenly
+    # spaced subgoals, as many as UVD found on average; its checkpoint says how they were cut
+    demos = next(cache.glob("demos-*"))
     sub = json.loads((demos / "episodes/000000/subgoals.json").read_text())
-    assert sub["backbone"] == "state"
+    assert sub["backbone"] == "bc_local" and sub["method"] == "uvd"
+    assert sub["parameters"]["camera"] == "agentview"
+    equal = next(cache.glob("demos_equal-*"))
+    eq = json.loads((equal / "episodes/000000/subgoals.json").read_text())
+    n_sub = result.stages["decompose equal"]["n_subgoals"]
+    assert eq["method"] == "equal" and len(eq["subgoals"]) == n_sub
+    from policies.checkpoint import load_config, resolve
+
+    cfg, _ = load_config(resolve(next(cache.glob("train_equal-*"))))
+    assert cfg.subgoal_cut == {"method": "equal", "n_subgoals": n_sub}
+    assert set(cfg.state) == {"eef_pos", "eef_quat", "gripper_qpos"}  # no object pose
+    assert set(cfg.embeddings) == {"agentview_emb"}
+    info = json.loads(next(cache.glob("eval_equal-*/eval_info.json")).read_text())
+    assert info["relay"]["cut"] == "equal" and info["relay"]["n_subgoals"] == n_sub
     saved = json.loads((result.out_dir / "demo_result.json").read_text())
     assert saved["success"] == result.success
 
@@ -64,7 +88,9 @@ def test_a_rerun_skips_finished_stages_and_a_killed_training_run_resumes(first_r
     with pytest.raises(Killed):  # at the first checkpoint
         train(next((root / "cache").glob("demos-*")), run, goal="final", steps=16,
               batch_size=32, lr=longer.lr, warmup_steps=1, checkpoint_every=4,
-              seed=longer.seed, progress=False, on_checkpoint=kill_at())  # fmt: skip
+              seed=longer.seed, progress=False, on_checkpoint=kill_at(),
+              state_keys=["eef_pos", "eef_quat", "gripper_qpos"], embeddings=["agentview"],
+              backbone="bc_local", backbone_fit={"steps": 10})  # fmt: skip
     assert not (run / "stage.json").exists()
     third = run_demo(longer, root / "run3", root / "cache", progress=False)
     assert third.stages["collect"].get("cached") and third.stages["decompose"].get("cached")
@@ -97,13 +123,15 @@ def test_demos_of_an_older_observation_layout_are_not_reused(monkeypatch):
 
 
 def test_task_orders_split_the_pickplace4_protocol_and_are_refused_elsewhere():
-    base = DemoSettings(task="pickplace4")
+    base = DemoSettings(task="pickplace4", train_orders=None, eval_orders=None, seen_orders=None)
     split = replace(base, train_orders="train", eval_orders="heldout")
     k0, k1 = base.stage_keys(), split.stage_keys()
     assert k0["collect"] != k1["collect"] and k0["eval uvd"] != k1["eval uvd"]
     assert replace(split, eval_orders="all").stage_keys()["collect"] == k1["collect"]
-    with pytest.raises(ValueError, match="orders apply to pickplace4, not stack"):
+    with pytest.raises(ValueError, match="orders apply to pickplace4, arrange only, not stack"):
         DemoSettings(task="stack", eval_orders="heldout")
+    assert DemoSettings(task="stack").eval_sets == {"": None}  # auto: no orders, one set
+    assert DemoSettings().eval_sets == {"": "heldout", " seen": "train"}
     with pytest.raises(Exception, match="'unseen' is not a split"):
         DemoSettings(task="pickplace4", train_orders="unseen")
 
@@ -113,7 +141,8 @@ def test_the_relay_changes_only_the_uvd_evaluation_key():
     nearest = replace(base, relay="nearest")
     k0, k1 = base.stage_keys(), nearest.stage_keys()
     assert k0["eval uvd"] != k1["eval uvd"]
-    assert all(k0[stage] == k1[stage] for stage in k0 if stage != "eval uvd")
+    assert k0["eval uvd seen"] != k1["eval uvd seen"]
+    assert all(k0[stage] == k1[stage] for stage in k0 if not stage.startswith("eval uvd"))
     with pytest.raises(ValueError, match="relay='closest': use one of relative, paper, nearest"):
         DemoSettings(relay="closest")
 
@@ -129,7 +158,9 @@ def test_uvdiff_demo_quick_end_to_end(tmp_path):
         capture_output=True, text=True, timeout=1800, env={**os.environ, "MUJOCO_GL": "egl"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "success on stack" in proc.stdout
+    assert "success on arrange" in proc.stdout
     result = json.loads((out / "demo_result.json").read_text())
-    assert set(result["success"]) == {"uvd", "final"}
-    assert (out / "report.html").is_file()
+    assert set(result["success"]) == {"uvd", "final", "equal"}
+    assert result["wall_s"] < 180 * 2  # the quick path's budget is 3 minutes (2x for a busy box)
+    html = (out / "report.html").read_text()
+    assert html.count("<video") == 3 and "95% interval" in html
