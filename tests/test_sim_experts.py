@@ -182,7 +182,7 @@ def test_collect_cli_writes_stats_and_refuses_bad_input(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1] == (
         "uvdiff-collect: order ('milk', 'milk', 'can', 'bread') must name each of "
-        "milk, bread, cereal, can once"
+        "milk, bread, cereal, can once (e.g. 'milk,bread,cereal,can')"
     )
     assert not (tmp_path / "pp").exists()
     bad = subprocess.run([*cmd, "perturb=-0.5"], capture_output=True, text=True, timeout=300)
