@@ -7,8 +7,11 @@ second worker buys on this machine. Without ``--checkpoint`` a small goal=final 
 trained first on 3 expert demos (its success rate is not the point: a failing episode runs to
 ``--max-steps``, so each episode's length is fixed and the timing is comparable).
 
+``--ray``: the 2-worker evaluation again with ``backend=ray`` (a local Ray instance started
+by the call, its start-up included), and the overhead per episode against the local pool.
+
 Usage: python benchmarks/bench_eval.py [--checkpoint DIR] [--episodes 8] [--max-steps N]
-       [--json PATH]
+       [--ray] [--json PATH]
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ def main() -> None:
         "small policy trained here, which rarely succeeds)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ray", action="store_true", help="also 2 workers on backend=ray")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
@@ -64,28 +68,40 @@ def main() -> None:
         if ckpt is None:
             ckpt = tiny_checkpoint(Path(tmp))
             args.max_steps = args.max_steps or 100
-        for workers in (1, 2):
+        runs = [(1, "local"), (2, "local")] + ([(2, "ray")] if args.ray else [])
+        finals = {}
+        for workers, backend in runs:
             t = time.perf_counter()
             res = evaluate(
                 ckpt,
                 "lift",
                 args.episodes,
                 args.seed,
-                out_dir=Path(tmp, f"w{workers}"),
+                out_dir=Path(tmp, f"w{workers}{backend}"),
                 workers=workers,
                 videos=0,
                 max_steps=args.max_steps,
                 progress=False,
+                backend=backend,
             )
             wall = time.perf_counter() - t
             steps = sum(e["length"] + e.get("demo", {}).get("length", 0) for e in res.episodes)
-            results["wall_s"][workers] = wall
-            print(f"workers={workers}: {args.episodes} episodes in {wall:.1f} s "
+            key = workers if backend == "local" else f"{workers} ray"
+            results["wall_s"][key] = wall
+            finals[key] = [e["final_eef_pos"] for e in res.episodes]
+            print(f"workers={workers} backend={backend}: {args.episodes} episodes in {wall:.1f} s "
                   f"({wall / args.episodes:.2f} s/episode, {steps / wall:.0f} env steps/s incl. "
                   f"task demos), success {res.pc_success:.0f}%")  # fmt: skip
     ratio = results["wall_s"][1] / results["wall_s"][2]
     results["speedup_2_workers"] = ratio
     print(f"2 workers are {ratio:.2f}x as fast as 1")
+    if args.ray:
+        extra = (results["wall_s"]["2 ray"] - results["wall_s"][2]) / args.episodes
+        results["ray_overhead_s_per_episode"] = extra
+        same = finals["2 ray"] == finals[2]
+        print(f"ray: {results['wall_s']['2 ray'] / results['wall_s'][2]:.2f}x the local pool's "
+              f"wall time, {extra:+.2f} s per episode (Ray start-up included); "
+              f"same final states per seed: {same}")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 

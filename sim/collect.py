@@ -69,13 +69,17 @@ def collect(
     fast_render: bool = True,
     perturb: float = 0.0,
     progress: bool = True,
+    backend: str = "local",
+    address: str | None = None,
 ) -> CollectStats:
     """Run the scripted expert of ``env_name`` for ``episodes`` seeds and write the successful
     episodes (state, actions, ground-truth stages, frames of ``cameras``) to demo folder
     ``out`` (created, or appended to when its dataset.json matches). ``orders`` (pickplace4,
     arrange): a split name ("train", "heldout", "all") or a list of orders, used round-robin;
     None lets each seed draw its order. ``perturb`` > 0: the expert is pushed off its path with
-    pushes of this size (action units) and the demos record its corrections (``sim.perturb``)."""
+    pushes of this size (action units) and the demos record its corrections (``sim.perturb``).
+    ``backend="ray"``: the workers are Ray actors (``sim.ray_pool``; on a cluster, every node
+    must see ``out``: a shared filesystem)."""
     if env_name not in EXPERTS:
         raise UnknownEnvError(
             f"no scripted expert for env {env_name!r}; experts: {', '.join(EXPERTS)}"
@@ -115,7 +119,8 @@ def collect(
         return dict(index=i, seed=seed + i, success=False, length=0, episode_id=None, error=why)
 
     try:
-        run_episodes(partial(_Collector, job), range(episodes), workers, record, failed)
+        run_episodes(partial(_Collector, job), range(episodes), workers, record, failed,
+                     backend=backend, address=address)  # fmt: skip
     finally:
         bar.close()
     stats.written.sort()

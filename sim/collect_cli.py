@@ -34,6 +34,8 @@ def run(cfg) -> int:
             fast_render=bool(cfg.fast_render),
             perturb=float(cfg.perturb),
             progress=bool(cfg.progress),
+            backend=str(cfg.backend),
+            address=cfg.address,
         )
     except SimError as e:
         print(f"uvdiff-collect: {e}", file=sys.stderr)

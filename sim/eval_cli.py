@@ -1,4 +1,5 @@
 """uvdiff-eval checkpoint=PATH env=NAME episodes=50 seed=S [workers=2] [videos=2] [orders=...]
+uvdiff-eval checkpoint=[A,B] env=[lift,can] [backend=ray]: a sweep, one report comparing them
 
 A thin hydra app over ``sim.evaluate.evaluate``: prints the success rate and where the report
 is; the config goes into ``eval_info.json``. Bad input ends in one line and exit 2.
@@ -24,8 +25,11 @@ def run(cfg) -> int:
     from .errors import SimError
     from .evaluate import EVAL_INFO, REPORT_MD, evaluate
 
+    checkpoints, envs = cfg.checkpoint, cfg.env
+    if not isinstance(checkpoints, str) or not isinstance(envs, str):  # a sweep
+        return run_sweep(cfg)
     try:
-        result = evaluate(cfg.checkpoint, cfg.env, out_dir=cfg.out_dir, settings=eval_settings(cfg))
+        result = evaluate(checkpoints, envs, out_dir=cfg.out_dir, settings=eval_settings(cfg))
     except (SimError, CheckpointError, ValueError) as e:
         print(f"uvdiff-eval: {e}", file=sys.stderr)
         return 2
@@ -42,6 +46,28 @@ def run(cfg) -> int:
     for r in i["per_episode"]:
         if r["error"]:
             print(f"  episode {r['index']} (seed {r['seed']}): {r['error'].splitlines()[0]}")
+    return 0
+
+
+def run_sweep(cfg) -> int:
+    """Every checkpoint on every env (lists in ``checkpoint=`` / ``env=``); one sweep report."""
+    from omegaconf import OmegaConf
+
+    from policies.checkpoint import CheckpointError
+
+    from .errors import SimError
+    from .sweep import sweep
+
+    listed = lambda v: [v] if isinstance(v, str) else list(OmegaConf.to_container(v))  # noqa: E731
+    try:
+        rows = sweep(listed(cfg.checkpoint), listed(cfg.env), cfg.out_dir, eval_settings(cfg))
+    except (SimError, CheckpointError, ValueError) as e:
+        print(f"uvdiff-eval: {e}", file=sys.stderr)
+        return 2
+    for r in rows:
+        i = r.info
+        print(f"{r.label} on {r.env}: {i['pc_success']:.0f}% ({i['n_success']}/{i['episodes']})")
+    print(f"sweep report: {Path(cfg.out_dir, 'sweep.md')}")
     return 0
 
 
@@ -75,6 +101,8 @@ def eval_settings(cfg) -> EvalSettings:
         relay=relay_settings(plain, fps=CONTROL_FPS),
         inference=inference,
         scene=SceneVariant(tuple(plain["camera_shift"]), float(plain["light_scale"])),
+        backend=str(plain["backend"]),
+        address=plain["address"],
     )
 
 

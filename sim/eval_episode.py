@@ -8,6 +8,9 @@ is told the task by the scripted expert's demo for that seed or by a demo folder
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import time
 import traceback
@@ -16,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from demos.atomic import atomic_write_bytes
 
 from .eval_report import STRIP_FRAMES
 
@@ -140,13 +145,8 @@ class EpisodeRunner:
         # an embedding goal key is given as its camera's raw frames: the policy embeds them
         keys = [job.embedded.get(k, k) for k in job.goal_keys]
         if self.expert is not None:
-            from .rollout import run_expert
-
-            r = run_expert(self.env, self.expert, seed, options=options, record=True)
-            values = {**r.episode.state, **r.episode.frames}
-            info = {"source": "expert", "length": r.length, "success": r.success}
-            demo = TaskDemo({k: np.asarray(values[k]) for k in keys}, self.env.spec.fps, None,
-                            info)  # fmt: skip
+            rows, info = self._expert_demo(seed, options, keys)
+            demo = TaskDemo(rows, self.env.spec.fps, None, info)
         else:
             ep_id = self.folder.episode_ids[i % len(self.folder)]
             demo = read_task_demo(self.folder, ep_id, keys)
@@ -157,6 +157,35 @@ class EpisodeRunner:
         if uvd:
             demo.info["subgoals"] = goals.subgoals
         return goals, demo.info
+
+    def _expert_demo(self, seed: int, options, keys: list[str]):
+        """The scripted expert's episode for ``seed``: its rows of ``keys`` and what it was.
+        With ``settings.task_demos`` (a folder), each is kept there and reused by any later
+        evaluation of the same env, seed, order, keys, frame size and look (the demo's policies
+        share their task demos, and rendering them is most of an episode's cost)."""
+        from .rollout import run_expert
+
+        store = self.job.settings.task_demos
+        path = None
+        if store:
+            order = ",".join((options or {}).get("order") or ())
+            s = self.job.settings
+            look = [list(self.env.image_size), s.scene.describe(), s.fast_render]
+            tag = json.dumps([self.job.env_name, seed, order, sorted(keys), *look])
+            path = Path(store, hashlib.sha1(tag.encode()).hexdigest()[:16] + ".npz")
+            if path.is_file():
+                with np.load(path) as saved:
+                    info = json.loads(str(saved["__info__"]))
+                    return {k: saved[k] for k in keys}, info
+        r = run_expert(self.env, self.expert, seed, options=options, record=True)
+        values = {**r.episode.state, **r.episode.frames}
+        rows = {k: np.asarray(values[k]) for k in keys}
+        info = {"source": "expert", "length": r.length, "success": r.success}
+        if path is not None:
+            buf = io.BytesIO()
+            np.savez(buf, __info__=json.dumps(info), **rows)
+            atomic_write_bytes(path, buf.getvalue())
+        return rows, info
 
 
 def _order(episode_info: Mapping[str, Any]) -> list[str] | None:
@@ -171,3 +200,39 @@ def worker_runner(job: EvalJob) -> EpisodeRunner:
 
     torch.set_num_threads(1)
     return EpisodeRunner(job)
+
+
+class ShippedRunner:
+    """A runner on a Ray node: the checkpoint unpacked from the object store (once per node),
+    videos written to a node-local folder and returned as bytes with the result, since the
+    driver's ``out_dir`` may not exist here."""
+
+    def __init__(self, job: EvalJob, shipped: tuple[str, Any, str]):
+        import copy
+        import tempfile
+
+        import ray
+
+        from .ray_pool import unpack
+
+        digest, ref, name = shipped
+        self.out = Path(tempfile.mkdtemp(prefix="uvdiff-eval-"))
+        (self.out / VIDEOS).mkdir()
+        job = copy.copy(job)
+        job.checkpoint = str(unpack(digest, ray.get(ref), name))
+        job.out_dir = str(self.out)
+        self.inner = worker_runner(job)
+
+    def episode(self, i: int) -> dict[str, Any]:
+        r = self.inner.episode(i)
+        if r.get("video"):
+            video = self.out / r["video"]
+            r["video_bytes"] = video.read_bytes()
+            video.unlink()
+        return r
+
+    def close(self) -> None:
+        import shutil
+
+        self.inner.close()
+        shutil.rmtree(self.out, ignore_errors=True)

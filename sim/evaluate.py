@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from decomposer.task import RelaySettings
+from demos.atomic import atomic_write_bytes
 from policies.embeddings import embedded_cameras
 
 from .errors import SimError, UnknownEnvError
 from .eval_episode import VIDEOS, EpisodeRunner, failed_episode, worker_runner
 from .eval_report import REPORT_MD, REPORT_PNG, eval_info, write_report
 from .orders import resolve_orders
-from .pool import run_episodes
+from .pool import BACKENDS, run_episodes
 from .scene import SceneVariant
 from .tasks import ENVS
 
@@ -98,6 +99,9 @@ class EvalSettings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     inference: Mapping[str, Any] = field(default_factory=dict)
     scene: SceneVariant = field(default_factory=SceneVariant)
+    task_demos: str | None = None  # a folder keeping each seed's expert task demo for reuse
+    backend: str = "local"  # local worker processes, or ray (sim.ray_pool)
+    address: str | None = None  # ray: None starts a local instance; "auto" / "host:port" joins
 
 
 @dataclass
@@ -161,6 +165,9 @@ def evaluate(
     t0 = time.perf_counter()
 
     def record(r: dict[str, Any]) -> None:
+        video = r.pop("video_bytes", None)  # from a Ray node
+        if video is not None:
+            atomic_write_bytes(out / r["video"], video)
         results[r["index"]] = r
         with open(log, "a") as f:
             f.write(json.dumps({k: v for k, v in r.items() if k != "strip"}) + "\n")
@@ -169,11 +176,27 @@ def evaluate(
         bar.update(1)
 
     make_runner = partial(worker_runner if s.workers else EpisodeRunner, job)
+    started = False
     try:
+        if s.backend == "ray":  # the checkpoint travels once per node, in Ray's object store
+            import ray
+
+            from .eval_episode import ShippedRunner
+            from .ray_pool import connect, pack
+
+            started = connect(s.address, max(1, s.workers))
+            digest, data = pack(job.checkpoint)
+            shipped = (digest, ray.put(data), Path(job.checkpoint).name)
+            make_runner = partial(ShippedRunner, job, shipped)
         run_episodes(make_runner, range(s.episodes), s.workers, record,
-                     partial(_failed_with_seed, s.seed))  # fmt: skip
+                     partial(_failed_with_seed, s.seed), backend=s.backend,
+                     address=s.address)  # fmt: skip
     finally:
         bar.close()
+        if started:
+            import ray
+
+            ray.shutdown()
     wall = time.perf_counter() - t0
     per_episode = [results[i] for i in range(s.episodes)]
     strip = next((r.get("strip") for r in per_episode if r.get("strip") is not None), None)
@@ -204,6 +227,8 @@ def _prepare(checkpoint, env_name: str, s: EvalSettings) -> EvalJob:
         raise UnknownEnvError(f"unknown env {env_name!r}; valid envs: {', '.join(ENVS)}")
     if s.episodes < 1 or s.workers < 0:
         raise SimError(f"episodes must be >= 1 and workers >= 0, got {s.episodes} and {s.workers}")
+    if s.backend not in BACKENDS:
+        raise SimError(f"backend={s.backend!r}: use one of {', '.join(BACKENDS)}")
     if s.videos < 0 or (s.max_steps is not None and s.max_steps < 1):
         raise SimError(f"videos must be >= 0 and max_steps >= 1, got {s.videos} and {s.max_steps}")
     if not isinstance(s.relay, RelaySettings):

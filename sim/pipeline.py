@@ -36,7 +36,7 @@ class DemoSettings:
     task: str = "arrange"
     episodes: int = 40  # scripted demos (seeds seed..seed+episodes-1)
     # recorded with the demos; with a visual backbone, the policies' only view of the objects
-    cameras: tuple[str, ...] = ("agentview", "robot0_eye_in_hand")
+    cameras: tuple[str, ...] = ("agentview",)
     camera: str = "agentview"  # the video UVD cuts and the report films
     image_size: tuple[int, int] = (84, 84)
     # decomposer backbone: a visual one (bc_local, pixels, ...) makes camera-only policies on
@@ -55,7 +55,7 @@ class DemoSettings:
     eval_episodes: int = 20  # per policy and per set of orders
     eval_seed: int = 1000  # evaluation seeds never overlap the demos' seeds
     max_steps: int | None = None  # evaluation episode limit (None: the task's horizon)
-    videos: int = 2
+    videos: int = 1  # filmed episodes per policy and set (the report shows the first)
     workers: int = 2
     seed: int = 0
     # tasks with orders (arrange, pickplace4): the orders of the demos, of the evaluation, and
@@ -417,10 +417,12 @@ def _evaluate(
             run, s.task, s.eval_episodes, s.eval_seed, out_dir=tmp, workers=s.workers,
             videos=s.videos, video_camera=s.camera, orders=orders, progress=progress,
             relay=RelaySettings(rule=s.relay), max_steps=s.max_steps,
+            task_demos=str(out.parent / "task_demos"),  # one per seed, shared by the policies
         )  # fmt: skip
         info = result.info
         rec = {
-            "summary": f"{info['goal']}: {info['pc_success']:.0f}% success "
+            "summary": f"{out.name.split('-')[0].removeprefix('eval_')}: "
+            f"{info['pc_success']:.0f}% success "
             f"({info['n_success']}/{info['episodes']}), mean stages {info['mean_stages']:.2f}",
             "pc_success": info["pc_success"],
             "n_success": info["n_success"],

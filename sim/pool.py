@@ -32,16 +32,30 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
+BACKENDS = ("local", "ray")
+
+
 def run_episodes(
     make_runner: Callable[[], Runner],
     indices: Sequence[int],
     workers: int,
     record: Callable[[Result], None],
     failed: Callable[[int, str, float], Result],
+    *,
+    backend: str = "local",
+    address: str | None = None,
 ) -> None:
     """Run episode ``indices`` on ``workers`` processes (0: here, in this process, without
     crash isolation) and hand each result to ``record`` as it arrives. ``failed(i, why,
-    wall_s)`` makes the result of an episode that could not run."""
+    wall_s)`` makes the result of an episode that could not run. ``backend="ray"``: the
+    workers are Ray actors, on this machine or the cluster at ``address`` (``sim.ray_pool``)."""
+    if backend == "ray":
+        from .ray_pool import run_on_ray
+
+        run_on_ray(make_runner, indices, max(1, workers), record, failed, address=address)
+        return
+    if backend != "local":
+        raise ValueError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
     if workers == 0:
         runner = make_runner()
         try:

@@ -183,3 +183,24 @@ def kill_at(
             raise error(s)
 
     return hook
+
+
+class FlakyRunner:
+    """A runner for pool tests, built in the worker: episode i returns ``{"index": i, "pid"}``;
+    episodes in ``crash_once`` kill their worker the first time they run (a marker file under
+    ``marks`` remembers it across processes), those in ``crash_always`` every time."""
+
+    def __init__(self, marks: str | os.PathLike, crash_once=(), crash_always=(), fail_start=False):
+        if fail_start:
+            raise RuntimeError("no runner here (test)")
+        self.marks, self.once, self.always = Path(marks), set(crash_once), set(crash_always)
+
+    def episode(self, i: int) -> dict[str, Any]:
+        mark = self.marks / f"crashed-{i}"
+        if i in self.always or (i in self.once and not mark.exists()):
+            mark.touch()
+            os._exit(3)
+        return {"index": i, "pid": os.getpid()}
+
+    def close(self) -> None:
+        pass

@@ -1,6 +1,8 @@
 """uvdiff-eval of a policy on frozen backbone embeddings: the env renders the backbone's camera,
 the policy embeds the raw frames itself, and the goal frame comes from the task demo."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -125,3 +127,22 @@ def test_unread_frames_are_not_rendered_and_change_no_action(checkpoint, folder)
             runs[skip] = (np.array(actions), rendered)
     np.testing.assert_array_equal(runs[True][0], runs[False][0])
     assert runs[False][1] == 12 and runs[True][1] == 6  # plans at 0, 4, 8 read 3-4, 7-8, 11
+
+
+def test_task_demos_are_kept_and_reused_across_evaluations(checkpoint, tmp_path):
+    """The demo's policies share each seed's expert task demo: the first evaluation keeps them
+    (one file per seed), the next reads them instead of rendering the expert again."""
+    store = tmp_path / "task_demos"
+    kw = dict(workers=0, videos=0, max_steps=4, progress=False, task_demos=str(store))
+    first = evaluate(checkpoint, "lift", 2, seed=3, out_dir=tmp_path / "a", **kw)
+    kept = sorted(store.glob("*.npz"))
+    assert len(kept) == 2
+    with np.load(kept[0]) as saved:
+        rows = {k: saved[k] for k in saved.files}
+    info = json.loads(str(rows.pop("__info__")))
+    np.savez(kept[0], __info__=json.dumps({**info, "length": 12345}), **rows)  # marked
+    again = evaluate(checkpoint, "lift", 2, seed=3, out_dir=tmp_path / "b", **kw)
+    assert 12345 in [e["demo"]["length"] for e in again.episodes]  # read, not made again
+    assert [e["final_eef_pos"] for e in again.episodes] == [
+        e["final_eef_pos"] for e in first.episodes
+    ]
