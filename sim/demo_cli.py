@@ -14,6 +14,9 @@ def run(cfg) -> int:
     """Run the demo as ``cfg`` says; the exit status."""
     from omegaconf import OmegaConf
 
+    from decomposer.errors import DecomposerError
+    from demos.errors import DemoFolderError
+
     from .errors import SimError
     from .pipeline import quick_settings, run_demo, settings_from
 
@@ -28,7 +31,7 @@ def run(cfg) -> int:
     try:
         result = run_demo(settings, Path(c["out_dir"]), Path(c["cache_dir"]),
                           progress=bool(c.get("progress", True)))  # fmt: skip
-    except SimError as e:
+    except (SimError, DecomposerError, DemoFolderError) as e:
         print(f"uvdiff-demo: {e}", file=sys.stderr)
         return 2
     rates = ", ".join(f"goal={g}: {r:.0f}%" for g, r in result.success.items())

@@ -303,7 +303,16 @@ def _decompose(
 
 
 def _fit_args(s: DemoSettings) -> dict[str, Any] | None:
-    return {"steps": s.fit_steps} if s.fit_steps else None
+    """``fit_steps`` for a backbone whose fit is trained in steps (bc_local, vip_local); the
+    others (pixels: a PCA) have nothing to shorten."""
+    import inspect
+
+    from decomposer.fitting import FITTERS
+
+    fit = FITTERS.get(s.backbone)
+    if not s.fit_steps or fit is None or "steps" not in inspect.signature(fit).parameters:
+        return None
+    return {"steps": s.fit_steps}
 
 
 def _subgoals_match(demos: Path, backbone: str | None, method: str = "uvd") -> bool:
