@@ -41,7 +41,7 @@ class DemoSettings:
     image_size: tuple[int, int] = (84, 84)
     # decomposer backbone: a visual one (bc_local, pixels, ...) makes camera-only policies on
     # its embeddings of ``cameras``; "state" makes state policies (the simulator's object poses)
-    backbone: str = "bc_local"
+    backbone: str = "pixels"
     fit_steps: int | None = 1500  # an offline backbone's fit length (None: its default)
     min_interval_s: float = 0.9  # UVD: at least this long between subgoals
     # one policy per goal, same data and budget: UVD's subgoals, the final frame, and as many
