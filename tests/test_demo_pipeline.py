@@ -13,7 +13,8 @@ from sim.pipeline import DemoSettings, quick_settings, run_demo, settings_from
 from sim.testing import Killed, kill_at
 
 TINY = DemoSettings(
-    task="arrange", episodes=3, cameras=("agentview",), image_size=(48, 48), fit_steps=10,
+    task="arrange", episodes=3, cameras=("agentview",), image_size=(48, 48), backbone="bc_local",
+    fit_steps=10,
     train_steps=12, batch_size=32, eval_episodes=1, max_steps=30, videos=1, workers=1,
 )  # fmt: skip
 
