@@ -113,7 +113,7 @@ def task_goal(checkpoint, config, demo, episode, relay: RelaySettings | None, *,
         relay = None  # no subgoals to walk: a final-goal policy gets the last frame
     embed = None
     if relay is not None:
-        relay = relay.for_policy(config.subgoal_cut)  # cut as the training subgoals were
+        relay = relay.for_policy(getattr(config, "subgoal_cut", None))  # cut as in training
         ckpt = None if checkpoint is None else resolve(checkpoint)
         if stats is None:
             stats = load_stats(ckpt, [k for k in keys if k in config.state])

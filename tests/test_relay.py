@@ -207,3 +207,17 @@ def test_bad_embeddings_raise():
         relay.update(np.zeros(DIM + 1))
     with pytest.raises(ValueError, match="NaN"):
         relay.update(np.full(DIM, np.nan))
+
+
+def test_task_demos_are_cut_as_the_policys_training_subgoals_were():
+    """A checkpoint trained on evenly spaced subgoals is relayed on evenly spaced ones."""
+    from decomposer.task import RelaySettings, task_goals
+
+    equal = RelaySettings().for_policy({"method": "equal", "n_subgoals": 3})
+    assert (equal.cut, equal.n_subgoals) == ("equal", 3)
+    assert RelaySettings(cut="equal").for_policy(None).cut == "uvd"
+    rows = {"x": np.arange(31.0)[:, None]}
+    goals = task_goals(rows, relay=equal, embed=lambda v: np.asarray(v["x"]), fps=20)
+    assert goals.subgoals == [10, 20, 30]
+    with pytest.raises(ValueError, match="relay cut='even'"):
+        RelaySettings(cut="even")
