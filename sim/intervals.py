@@ -19,7 +19,9 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     p, z2 = successes / n, z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact at the ends: rounding
+    high = 1.0 if successes == n else min(1.0, centre + half)  # must not put p outside
+    return low, high
 
 
 def newcombe(s1: int, n1: int, s2: int, n2: int, z: float = Z95) -> tuple[float, float]:

@@ -33,3 +33,13 @@ def test_rate_text_and_bad_counts():
     assert rate_text(45, 50) == "90% [79, 96] (45/50)"
     with pytest.raises(ValueError, match="0 <= successes <= n"):
         wilson(3, 2)
+
+
+def test_every_wilson_interval_holds_its_own_rate():
+    """At 0 and n successes rounding must not leave p outside its interval (error bars of a
+    negative length stop a plot)."""
+    for n in range(1, 120):
+        for k in range(n + 1):
+            low, high = wilson(k, n)
+            assert low <= k / n <= high, (k, n, low, high)
+    assert wilson(0, 50)[0] == 0.0 and wilson(50, 50)[1] == 1.0
