@@ -444,6 +444,7 @@ def _evaluate(
 
 
 QUICK_FIT_STEPS = 300  # bc_local's fit in a smoke test: enough to run, not to see
+QUICK_MAX_STEPS = 150  # a smoke test's episodes: every stage runs, none needs to finish
 
 
 def quick_settings(base: DemoSettings) -> DemoSettings:
@@ -452,8 +453,9 @@ def quick_settings(base: DemoSettings) -> DemoSettings:
 
     return replace(
         base, episodes=min(base.episodes, 10), train_steps=min(base.train_steps, 400),
-        batch_size=min(base.batch_size, 128), eval_episodes=min(base.eval_episodes, 4),
+        batch_size=min(base.batch_size, 128), eval_episodes=min(base.eval_episodes, 2),
         videos=min(base.videos, 1),
+        max_steps=min(base.max_steps or QUICK_MAX_STEPS, QUICK_MAX_STEPS),
         fit_steps=min(base.fit_steps or QUICK_FIT_STEPS, QUICK_FIT_STEPS),
     )  # fmt: skip
 
