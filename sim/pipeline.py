@@ -56,7 +56,7 @@ class DemoSettings:
     eval_seed: int = 1000  # evaluation seeds never overlap the demos' seeds
     max_steps: int | None = None  # evaluation episode limit (None: the task's horizon)
     videos: int = 1  # filmed episodes per policy and set (the report shows the first)
-    workers: int = 2
+    workers: int = 2  # processes for collection and evaluation (0: evaluate in this process)
     seed: int = 0
     # tasks with orders (arrange, pickplace4): the orders of the demos, of the evaluation, and
     # of a second, in-domain evaluation; a split name, None, or "auto": train / heldout / train
@@ -244,7 +244,7 @@ def _collect(s: DemoSettings, demos: Path, progress: bool) -> dict[str, Any]:
     with staging_dir(demos) as tmp:
         tmp.rmdir()  # collect creates the folder itself
         stats = collect(
-            s.task, s.episodes, tmp, s.seed, workers=s.workers, cameras=tuple(s.cameras),
+            s.task, s.episodes, tmp, s.seed, workers=max(1, s.workers), cameras=tuple(s.cameras),
             image_size=tuple(s.image_size), orders=s.train_orders, progress=progress,
         )  # fmt: skip
         if not stats.written:

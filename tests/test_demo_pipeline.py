@@ -15,7 +15,7 @@ from sim.testing import Killed, kill_at
 TINY = DemoSettings(
     task="arrange", episodes=3, cameras=("agentview",), image_size=(48, 48), backbone="bc_local",
     fit_steps=10,
-    train_steps=12, batch_size=32, eval_episodes=1, max_steps=30, videos=1, workers=1,
+    train_steps=12, batch_size=32, eval_episodes=1, max_steps=30, videos=1, workers=0,
 )  # fmt: skip
 
 
