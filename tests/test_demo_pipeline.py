@@ -115,10 +115,10 @@ def test_settings_come_from_the_config_and_quick_shrinks_them():
 
 
 def test_demos_of_an_older_observation_layout_are_not_reused(monkeypatch):
-    import sim.pipeline
+    import sim.demo_settings
 
     before = DemoSettings().stage_keys()
-    monkeypatch.setattr(sim.pipeline, "OBS_LAYOUT", sim.pipeline.OBS_LAYOUT - 1)
+    monkeypatch.setattr(sim.demo_settings, "OBS_LAYOUT", sim.demo_settings.OBS_LAYOUT - 1)
     after = DemoSettings().stage_keys()
     assert all(before[stage] != after[stage] for stage in before)
 
