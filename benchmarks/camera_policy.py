@@ -47,6 +47,9 @@ def main() -> None:
     )
     p.add_argument("--goal", default="none", help="none | final | uvd")
     p.add_argument("--train-steps", type=int, default=4000)
+    p.add_argument(
+        "--fit-steps", type=int, help="steps of the backbone's fit (bc_local's default: 4000)"
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--hidden", type=int, default=256, help="MLP width")
@@ -124,6 +127,7 @@ def train(a) -> dict:
         a.out / "demos", run, policy=policy, goal=a.goal, state_keys=PROPRIO,
         cameras=[] if frozen else a.cameras, embeddings=a.cameras if frozen else [],
         backbone=a.backbone if frozen else None, steps=a.train_steps,
+        backbone_fit=None if a.fit_steps is None else {"steps": a.fit_steps},
         batch_size=a.batch_size, lr=a.lr, warmup_steps=min(200, a.train_steps // 10),
         checkpoint_every=max(1, a.train_steps // 4), progress=False,
         resume=bool(step_folders(run / CHECKPOINTS)),

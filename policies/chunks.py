@@ -17,7 +17,7 @@ chunk arrives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
@@ -73,3 +73,31 @@ def scheduled_action(
     if newest is not None and first <= k - newest.tick < len(newest.actions):
         return newest.actions[k - newest.tick], newest
     return None, None
+
+
+def seam_jumps(actions: np.ndarray, handover: Sequence[bool]) -> dict[str, list[float]]:
+    """Sums and counts of ``|a_t - a_(t-1)|`` (mean over action dimensions) where a new chunk
+    takes over (``handover[t]``) and within a chunk: {"handover": [sum, n], "within": [sum, n]}.
+
+    Seams show as larger jumps at the handovers than within chunks; sums and counts (not
+    means) so that episodes add up.
+    """
+    a = np.asarray(actions, dtype=np.float64)
+    out = {"handover": [0.0, 0], "within": [0.0, 0]}
+    if len(a) < 2:
+        return out
+    jumps = np.abs(np.diff(a, axis=0)).mean(axis=1)
+    at = np.asarray(handover[1 : len(a)], dtype=bool)
+    for key, sel in (("handover", at), ("within", ~at)):
+        out[key] = [float(jumps[sel].sum()), int(sel.sum())]
+    return out
+
+
+def seam_ratio(parts: Sequence[Mapping[str, Sequence[float]]]) -> dict[str, float | None]:
+    """Mean jump at handovers, within chunks, and their ratio, over ``seam_jumps`` results."""
+    mean = {}
+    for key in ("handover", "within"):
+        total, n = sum(p[key][0] for p in parts), sum(p[key][1] for p in parts)
+        mean[key] = total / n if n else None
+    h, w = mean["handover"], mean["within"]
+    return {**mean, "ratio": h / w if h is not None and w else None}

@@ -22,6 +22,8 @@ INFERENCE_FIELDS = (
     "sigma_max",
     "n_action_steps",
     "temporal_ensemble",
+    "rtc",
+    "delay",
 )
 
 
@@ -71,6 +73,10 @@ class PolicyConfig:
     guidance: float = 1.0
     n_action_steps: int = 8  # actions executed per inference call (1: BESO's re-planning)
     temporal_ensemble: float | None = None  # ACT's m: predict every step, blend the overlaps
+    rtc: bool = False  # real-time chunking: the next chunk held to the old one (policies.rtc)
+    # inference delay in control steps: a plan made at tick k runs from k + delay (simulated in
+    # uvdiff-eval; on a robot measured, this the floor of the committed actions under RTC)
+    delay: int = 0
 
     def __post_init__(self):
         problems = []

@@ -16,6 +16,7 @@ from .edm import Denoiser, sigma_density
 from .encoders import ObservationEncoder
 from .guidance import Guided, drop_goals
 from .networks import NETWORKS
+from .rtc import Inpainted
 from .samplers import get_sampler
 from .schedules import get_sigmas
 
@@ -140,18 +141,22 @@ class BesoModel(nn.Module):
         guidance: float | None = None,
         sigmas: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
         **schedule,
     ) -> torch.Tensor:
         """Normalised action sequences (B, horizon, A) for encoded observations and goals.
 
         ``sigmas`` (precomputed) or ``schedule`` keywords of ``sigmas()``; None arguments take
-        the config's value. The initial noise is ``randn * sigmas[0]``.
+        the config's value. The initial noise is ``randn * sigmas[0]``. ``prefix``: (the old
+        plan (B, horizon, A), its weights (horizon,)) for real-time chunking (``policies.rtc``).
         """
         cfg = self.cfg
         if sigmas is None:
             sigmas = self.sigmas(**schedule)
         scale = cfg.guidance if guidance is None else guidance
         denoise = Guided(self.denoiser, obs_emb, goal_emb, scale)
+        if prefix is not None:
+            denoise = Inpainted(denoise, *prefix)
         shape = (obs_emb.shape[0], cfg.horizon, cfg.action_dim)
         x = torch.randn(shape, generator=generator, dtype=obs_emb.dtype, device=obs_emb.device)
         run = get_sampler(sampler or cfg.sampler)

@@ -4,6 +4,9 @@
 control step returns one action. It keeps the last ``n_obs`` observations and plans a chunk of
 ``horizon`` actions when its queue is empty, executing ``n_action_steps`` of them (1 = BESO's
 re-planning every step), or blends overlapping chunks (``temporal_ensemble``, ACT's scheme).
+With ``delay=d`` a plan made at step k runs from step k + d (the old chunk runs meanwhile; the
+first plan of an episode is waited for), as on a robot whose inference takes d steps; ``rtc``
+samples each plan held to the actions that will run meanwhile (``policies.rtc``).
 Each step's observation is encoded once, however many plans it takes part in.
 
 A policy trained on a decomposer backbone's embeddings (``PolicyConfig.backbone``) takes either
@@ -29,6 +32,7 @@ from .embeddings import embedded_cameras
 from .frames import FrameShapeError, fit_frame
 from .model import BesoModel
 from .normalize import Normalizers
+from .rtc import overlap_weights
 from .samplers import get_sampler
 from .schedules import SCHEDULES
 
@@ -129,6 +133,7 @@ class Policy:
             raise ValueError(f"n_action_steps={s['n_action_steps']} not in [1, horizon]")
         if s["guidance"] < 0:
             raise ValueError(f"guidance={s['guidance']} must be >= 0")
+        check_chunking(s, self.config.horizon)
         self._sigmas = self.model.sigmas(
             s["steps"], s["schedule"], s["sigma_min"], s["sigma_max"], s["rho"]
         ).to(self.device)
@@ -143,6 +148,9 @@ class Policy:
         """Start an episode: forget history, queued actions and the last goal."""
         self._history: deque[list] = deque(maxlen=self.config.n_obs)  # [inputs, features]
         self._chunks: deque[Chunk] = deque(maxlen=self.config.horizon)  # newest last
+        self._pending: deque[Chunk] = deque()  # planned, not yet usable (``delay``)
+        self._source: Chunk | None = None  # the newest chunk behind the last action
+        self.handover = False  # whether the last action came from another chunk than before
         self._t = 0
         self._goal_cache: tuple[dict[str, np.ndarray], torch.Tensor] | None = None
         if seed is not None:
@@ -154,30 +162,58 @@ class Policy:
         """One action (A,) for this control step, in the dataset's units."""
         self.observe(obs)
         t, self._t = self._t, self._t + 1
-        m = self.settings["temporal_ensemble"]
-        newest = self._chunks[-1] if self._chunks else None
-        if plan_due(newest, t, self.settings["n_action_steps"], m is not None):
-            self._chunks.append(Chunk(t, self._plan(goal)))
-        action, _ = scheduled_action(self._chunks, t, m)
+        s = self.settings
+        m, delay = s["temporal_ensemble"], s["delay"]
+        while self._pending and self._pending[0].tick + delay <= t:
+            self._chunks.append(self._pending.popleft())
+        if plan_due(self._newest(), t, s["n_action_steps"], m is not None):
+            prefix = self._committed(t) if s["rtc"] else None
+            chunk = Chunk(t, self._plan(goal, prefix))
+            # the first plan of an episode is waited for: nothing could run before it
+            (self._pending if delay and self._chunks else self._chunks).append(chunk)
+        action, source = scheduled_action(self._chunks, t, m)
+        self.handover = self._source is not None and source is not self._source
+        self._source = source
         return action if m is None else action.astype(np.float32)
+
+    def _newest(self) -> Chunk | None:
+        """The newest plan made, usable yet or not."""
+        if self._pending:
+            return self._pending[-1]
+        return self._chunks[-1] if self._chunks else None
+
+    def _committed(self, t: int) -> tuple[np.ndarray, int] | None:
+        """The old plan from tick t on and how many of its actions run before the new one
+        can (RTC's prefix); None at the start of an episode."""
+        if not self._chunks:
+            return None
+        old = self._chunks[-1]
+        rest = old.actions[t - old.tick :]
+        return (rest, min(self.settings["delay"], len(rest))) if len(rest) else None
 
     @torch.inference_mode()
     def predict_chunk(
-        self, obs: Observation | None = None, goal: Observation | None = None
+        self,
+        obs: Observation | None = None,
+        goal: Observation | None = None,
+        *,
+        prefix: tuple[np.ndarray, int] | None = None,
     ) -> np.ndarray:
         """A whole plan (horizon, A) from now, for callers that schedule actions themselves.
 
         Pass ``obs`` (or call ``observe`` every control step) so the history stays per step.
+        ``prefix``: (the old plan's actions from now on (L, A), how many of them will run
+        before this plan can) to sample it held to them (real-time chunking).
         """
         if obs is not None:
             self.observe(obs)
-        return self._plan(goal)
+        return self._plan(goal, prefix)
 
     def reads_next_observation(self) -> bool:
         """Whether the observation of the next ``act`` can reach a plan: a plan reads the last
         ``n_obs`` observations, so between plans most steps' camera frames are never looked
         at, and a simulator need not render them (``SimEnv.step(render=False)``)."""
-        newest = self._chunks[-1] if self._chunks else None
+        newest = self._newest()
         n, ensemble = (
             self.settings["n_action_steps"],
             self.settings["temporal_ensemble"] is not None,
@@ -189,7 +225,7 @@ class Policy:
         self._history.append([self._inputs(obs, "observation"), None])
 
     # ------------------------------------------------------------------------ internals
-    def _plan(self, goal: Observation | None) -> np.ndarray:
+    def _plan(self, goal: Observation | None, prefix: tuple[np.ndarray, int] | None = None):
         if not self._history:
             raise PolicyInputError("no observation yet: call act(obs) or observe(obs) first")
         s = self.settings
@@ -200,9 +236,20 @@ class Policy:
             guidance=s["guidance"],
             sigmas=self._sigmas,
             generator=self.generator,
+            prefix=None if prefix is None else self._prefix(*prefix),
         )[0]
         lo, hi = self._action_range
         return self.norm.unnormalize("action", x).clamp_(lo, hi).cpu().numpy()
+
+    def _prefix(self, actions: np.ndarray, committed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The old plan padded to the horizon, normalised, and its RTC weights."""
+        h = self.config.horizon
+        actions = np.asarray(actions, dtype=np.float32)[:h]
+        target = torch.zeros(1, h, self.config.action_dim, device=self.device)
+        target[0, : len(actions)] = torch.from_numpy(actions).to(self.device)
+        w = overlap_weights(len(actions), min(committed, len(actions)), h)
+        weights = torch.as_tensor(w, dtype=torch.float32, device=self.device)
+        return self.norm.normalize("action", target), weights
 
     def _obs_features(self) -> torch.Tensor:
         pending = [h for h in self._history if h[1] is None]
@@ -316,3 +363,20 @@ class Policy:
         emb = self._embedders[cam].embed(a[None])[0]
         self._frame_memo[f"{what}.{key}"] = (a.copy(), emb)
         return emb
+
+
+def check_chunking(settings: Mapping[str, Any], horizon: int) -> None:
+    """The chunk schedule's settings fit together: the old chunk must cover the ``delay``
+    ticks after each plan, and RTC needs one chunk at a time."""
+    delay, n = settings["delay"], settings["n_action_steps"]
+    if not isinstance(delay, int) or delay < 0:
+        raise ValueError(f"delay={delay!r}: a whole number of control steps >= 0")
+    if settings["temporal_ensemble"] is None and n + delay > horizon:
+        raise ValueError(
+            f"n_action_steps={n} + delay={delay} > horizon={horizon}: the running chunk would "
+            "end before the next one arrives; lower n_action_steps"
+        )
+    if settings["rtc"] and settings["temporal_ensemble"] is not None:
+        raise ValueError("rtc and temporal_ensemble exclude each other: choose one")
+    if settings["rtc"] and delay > n:
+        raise ValueError(f"rtc with delay={delay} > n_action_steps={n}: plan less often")

@@ -53,11 +53,11 @@ def run(cfg) -> int:
 
 def policy_settings(cfg) -> dict:
     """Inference overrides for the policy: ``policy={...}`` plus the top-level shortcuts
-    ``n_action_steps`` and ``temporal_ensemble`` (the chunk schedule of the loop)."""
+    ``n_action_steps``, ``temporal_ensemble`` and ``rtc`` (the chunk schedule of the loop)."""
     from omegaconf import OmegaConf
 
     settings = OmegaConf.to_container(cfg.policy, resolve=True)
-    for key in ("n_action_steps", "temporal_ensemble"):
+    for key in ("n_action_steps", "temporal_ensemble", "rtc"):
         if cfg.get(key) is not None:
             settings[key] = cfg[key]
     return settings

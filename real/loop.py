@@ -11,7 +11,9 @@ tick) and to the subgoal relay of a goal-conditioned policy (``decomposer.task``
 ensembling). Action i of a chunk planned from tick k's observation belongs to tick ``k + i``.
 A chunk that arrives late has its past-due actions dropped (counted); when no chunk covers a
 tick the shield holds the arm (command watchdog). With ``temporal_ensemble=m`` every chunk's
-prediction for a tick is blended with weights ``exp(-m * i)``, oldest first (ACT).
+prediction for a tick is blended with weights ``exp(-m * i)``, oldest first (ACT). With
+``rtc`` each chunk is sampled held to the running chunk's actions (``policies.rtc``): hard on
+those that run before it arrives (the slowest recent inference, in ticks), soft on the rest.
 
 The loop ends at ``max_steps``, on success (a robot whose observation info says so), at the goal
 relay's last subgoal, on the e-stop, or when the robot has sent nothing new for ``lost_after``
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from policies.chunks import plan_due, scheduled_action
+from policies.rtc import committed_ticks
 
 from .robot import EStopped
 from .shield import Shield
@@ -119,9 +122,10 @@ class _Chunk:
 class _Inference(threading.Thread):
     """Owns the policy: observes every tick's observation, plans when asked."""
 
-    def __init__(self, policy, goal, ensemble: bool):
+    def __init__(self, policy, goal, ensemble: bool, period: float):
         super().__init__(name="uvdiff-inference", daemon=True)
-        self.policy, self.goal, self.ensemble = policy, goal, ensemble
+        self.policy, self.goal, self.ensemble, self.period = policy, goal, ensemble, period
+        self.rtc = bool(policy.settings.get("rtc"))
         self.cond = threading.Condition()
         self.pending: list[tuple[int, Any]] = []
         self.want_plan = True
@@ -168,11 +172,29 @@ class _Inference(threading.Thread):
                 tick, obs = batch[-1]
                 goal = self.current_goal
                 t = time.perf_counter()
-                actions = np.asarray(self.policy.predict_chunk(None, goal), dtype=np.float64)
+                if self.rtc:
+                    plan = self.policy.predict_chunk(None, goal, prefix=self._committed(tick))
+                else:
+                    plan = self.policy.predict_chunk(None, goal)
+                actions = np.asarray(plan, dtype=np.float64)
                 self.infer_s.append(time.perf_counter() - t)
                 self.chunks.append(_Chunk(len(self.infer_s), tick, actions, float(obs.stamp)))
         except BaseException as e:  # handed to the control thread, which stops the loop
             self.error = e
+
+    def _committed(self, tick: int) -> tuple[np.ndarray, int] | None:
+        """RTC's prefix for a plan from tick's observation: the running chunk's actions from
+        that tick on, and how many of them run before the plan can (from the slowest of the
+        last few inference times; at least the policy's ``delay``)."""
+        if not self.chunks:
+            return None
+        old = self.chunks[-1]
+        rest = old.actions[tick - old.tick :]
+        if not len(rest):
+            return None
+        latency = max(self.infer_s[-5:], default=0.0)
+        floor = int(self.policy.settings.get("delay") or 0)
+        return rest, min(len(rest), committed_ticks(latency, self.period, floor))
 
 
 def _policy_input(obs) -> dict:
@@ -239,7 +261,7 @@ class _Loop:
         self.period, self.n = 1.0 / cfg.rate_hz, int(cfg.max_steps)
         self.n_exec = int(policy.settings["n_action_steps"])
         self.m = policy.settings.get("temporal_ensemble")
-        self.worker = _Inference(policy, goal, self.m is not None)
+        self.worker = _Inference(policy, goal, self.m is not None, self.period)
         # preallocated: the hot path only writes into these
         n = self.n
         self.t_obs, self.t_send, self.age = (

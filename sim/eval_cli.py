@@ -84,7 +84,7 @@ def eval_settings(cfg) -> EvalSettings:
 
     plain = OmegaConf.to_container(cfg, resolve=True)
     inference = {k: plain[k] for k in ("sampler", "n_action_steps", "temporal_ensemble",
-                                        "guidance", "schedule")}  # fmt: skip
+                                        "guidance", "schedule", "rtc", "delay")}  # fmt: skip
     inference["steps"] = renamed_setting(plain, "steps", "denoise_steps", "uvdiff-eval")
     return EvalSettings(
         episodes=int(plain["episodes"]),

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from demos.atomic import atomic_write_bytes
+from policies.chunks import seam_jumps
 
 from .eval_report import STRIP_FRAMES
+from .spec import ARM_ACTIONS
 
 if TYPE_CHECKING:
     from .evaluate import EvalJob
@@ -95,6 +97,7 @@ class EpisodeRunner:
         film = i < job.settings.videos
         frames: list[np.ndarray] = []
         best, success, switches = info["stage"], False, []
+        actions, handovers = [], []
         limit = job.settings.max_steps or env.horizon
         for _ in range(limit):
             if film:
@@ -106,6 +109,8 @@ class EpisodeRunner:
                 if goal_source.active != before:
                     switches.append(env.elapsed_steps)
             action = policy.act(obs, goal)  # frames no plan will read are not rendered
+            actions.append(action[ARM_ACTIONS])
+            handovers.append(policy.handover)
             obs, _, _, truncated, info = env.step(action, render=policy.reads_next_observation())
             best = max(best, info["stage"])
             if info["success"]:
@@ -117,6 +122,7 @@ class EpisodeRunner:
             index=i, seed=seed, success=success, length=env.elapsed_steps, stages=int(best),
             task=env.episode_info["task"], order=_order(env.episode_info), error=None,
             final_eef_pos=[round(float(x), 6) for x in obs["eef_pos"]],
+            seams=seam_jumps(np.stack(actions), handovers),
         )  # fmt: skip
         if demo_info:
             r["demo"] = demo_info

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from policies.chunks import seam_ratio
+
 from .intervals import wilson
 from .tasks import ENVS
 
@@ -49,6 +51,11 @@ def eval_info(job: EvalJob, per_episode: list[dict[str, Any]], wall: float) -> d
         date=datetime.now(UTC).isoformat(timespec="seconds"),
         per_episode=per_episode,
     )
+    seams = [r["seams"] for r in per_episode if r.get("seams")]
+    if seams:  # the arm's action jumps where a new chunk takes over, against within a chunk
+        info["seams"] = {
+            k: None if v is None else round(v, 6) for k, v in seam_ratio(seams).items()
+        }
     if job.goal == "uvd":
         info["relay"] = dict(**asdict(s.relay), embedding=job.relay_embedding)
     if not s.scene.is_default:
@@ -135,6 +142,12 @@ def _report_md(info: Mapping[str, Any], by_order: Mapping[str, tuple[int, int]])
         f"- sampler {info['sampler']}, {info['steps']} steps; "
         f"{info['workers']} workers, {info['wall_s']:.0f} s; {info['date']}",
     ]
+    seams = info.get("seams") or {}
+    if seams.get("ratio") is not None:
+        lines.append(
+            f"- action jumps (the arm's, mean |a_t - a_t-1|): {seams['handover']:.4f} where a "
+            f"new chunk takes over, {seams['within']:.4f} within chunks ({seams['ratio']:.2f}x)"
+        )
     if info["n_errors"]:
         lines.append(f"- **{info['n_errors']} episodes ended in an error** (see below)")
     lines += ["", f"![report]({REPORT_PNG})", ""]

@@ -81,8 +81,8 @@ class EvalSettings:
     episode length limit (None: the task's horizon). ``relay``: how a goal=uvd policy walks the
     task demo's subgoals and how the demo is cut (``decomposer.task``). ``inference``: overrides
     of the checkpoint's inference settings (sampler, steps, schedule, guidance, n_action_steps,
-    temporal_ensemble; None values are left out). ``scene``: a look the demos never had (cameras
-    moved, lights changed: ``sim.scene``), for robustness checks.
+    temporal_ensemble, rtc, delay; None values are left out). ``scene``: a look the demos never
+    had (cameras moved, lights changed: ``sim.scene``), for robustness checks.
     """
 
     episodes: int = 50

@@ -17,6 +17,8 @@ OBS_LAYOUT = 2
 
 #: Every simulated task runs its controller at 20 Hz (robosuite's control_freq).
 CONTROL_FPS = 20.0
+#: Actions are the arm's six pose deltas, then the gripper's open/close (a step by design).
+ARM_ACTIONS = slice(0, 6)
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,22 @@ def test_eval_info_videos_report_and_seeded_episodes(final_ckpt, tmp_path):
             assert a[key] == b[key], key
 
 
+def test_delayed_plans_and_rtc_run_in_simulation_and_seams_are_counted(final_ckpt, tmp_path):
+    inference = {"rtc": True, "delay": 2}  # the checkpoint plans 4 actions at a time
+    res = evaluate(final_ckpt, "lift", 1, seed=50, out_dir=tmp_path / "rtc", workers=0,
+                   videos=0, max_steps=20, progress=False, inference=inference)  # fmt: skip
+    info = res.info
+    assert info["settings"]["rtc"] is True and info["settings"]["delay"] == 2
+    (ep,) = info["per_episode"]
+    assert ep["error"] is None and ep["length"] == 20
+    # plans at steps 4, 8, 12, 16 take over 2 steps later: 4 handovers among 19 step pairs
+    assert ep["seams"]["handover"][1] == 4 and ep["seams"]["within"][1] == 15
+    seams = info["seams"]
+    assert seams["handover"] == pytest.approx(ep["seams"]["handover"][0] / 4, abs=1e-6)
+    assert seams["ratio"] == pytest.approx(seams["handover"] / seams["within"], rel=1e-3)
+    assert "where a new chunk takes over" in (tmp_path / "rtc" / "report.md").read_text()
+
+
 def test_a_killed_worker_costs_only_its_episode(final_ckpt, tmp_path):
     out = tmp_path / "eval"
     result = {}

@@ -180,6 +180,34 @@ def test_slow_inference_drops_past_due_actions_and_holds():
     assert report.held > 0
 
 
+class PrefixPlanner(TracePlanner):
+    """A TracePlanner with RTC on, recording the prefix each plan is held to."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.settings["rtc"] = True
+        self.prefixes = []
+
+    def predict_chunk(self, obs, goal, prefix=None):
+        self.prefixes.append((int(self.last["tick"][0]), prefix))
+        return super().predict_chunk(obs, goal)
+
+
+def test_rtc_holds_each_plan_to_the_running_chunk_for_the_ticks_inference_takes():
+    robot = PointRobot()
+    planner = PrefixPlanner(horizon=8, n_action_steps=4, delay=2.5 / RATE)
+    run_loop(robot, planner, shield(), LoopConfig(rate_hz=RATE, max_steps=30), **steady())
+    assert planner.prefixes[0][1] is None  # nothing runs yet: the first plan is free
+    held = [(tick, p) for tick, p in planner.prefixes[1:] if p is not None]
+    assert len(held) >= 3
+    for tick, (actions, committed) in held:
+        old, i = divmod(int(actions[0, 0]), 100)
+        assert old + i == tick  # the running chunk's action for the plan's own tick, onwards
+        np.testing.assert_array_equal(actions[:, 0] % 100, np.arange(i, 8))
+        # 2.5 ticks of inference: the plan's own tick and the 2-3 after it run the old chunk
+        assert min(3, len(actions)) <= committed <= len(actions)
+
+
 def test_temporal_ensemble_blends_overlapping_chunks():
     robot, planner = PointRobot(), TracePlanner(horizon=4, n_action_steps=1)
     m = 0.5
