@@ -1,8 +1,9 @@
 """Wilson and Newcombe intervals against values published with the methods."""
 
+import numpy as np
 import pytest
 
-from sim.intervals import newcombe, rate_text, wilson
+from sim.intervals import newcombe, newcombe_paired, paired_counts, rate_text, wilson
 
 
 @pytest.mark.parametrize(
@@ -43,3 +44,32 @@ def test_every_wilson_interval_holds_its_own_rate():
             low, high = wilson(k, n)
             assert low <= k / n <= high, (k, n, low, high)
     assert wilson(0, 50)[0] == 0.0 and wilson(50, 50)[1] == 1.0
+
+
+def test_paired_interval_reduces_to_the_unpaired_one_without_correlation():
+    # a*d == b*c: no correlation between the arms, so pairing tells nothing more
+    assert newcombe_paired(10, 10, 15, 15) == pytest.approx(newcombe(20, 50, 25, 50), abs=1e-12)
+
+
+def test_paired_interval_narrows_when_the_arms_agree_on_hard_seeds():
+    first = [True] * 40 + [False] * 10
+    second = [True] * 36 + [False] * 14  # fails 4 more seeds, and every seed the first fails
+    counts = paired_counts(first, second)
+    assert counts == (36, 4, 0, 10)
+    low, high = newcombe_paired(*counts)
+    ulow, uhigh = newcombe(40, 50, 36, 50)
+    assert ulow < low < 0.08 < high < uhigh and high - low < 0.6 * (uhigh - ulow)
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_counts([True], [True, False])
+
+
+def test_paired_interval_covers_the_true_difference_about_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    n, trials, hits = 50, 2000, 0
+    for _ in range(trials):  # seed difficulty shared by both arms: correlated outcomes
+        hard = rng.random(n) < 0.2
+        x = np.where(hard, rng.random(n) < 0.3, rng.random(n) < 0.95)
+        y = np.where(hard, rng.random(n) < 0.2, rng.random(n) < 0.85)
+        low, high = newcombe_paired(*paired_counts(list(x), list(y)))
+        hits += low <= (0.2 * 0.3 + 0.8 * 0.95) - (0.2 * 0.2 + 0.8 * 0.85) <= high
+    assert 0.93 <= hits / trials <= 0.985
