@@ -26,13 +26,25 @@ log = logging.getLogger("uvdiff.deploy")
 DEFAULT_RELAY = RelaySettings()
 
 
+MIDDLEWARES = {"rosbridge": "real.rosbridge.RosbridgeRobot", "dds": "real.dds.DdsRobot"}
+
+
 def make_robot(robot_cfg: Mapping[str, Any]):
-    """Instantiate ``robot_cfg["driver"]`` (``_target_`` plus its arguments)."""
+    """Instantiate ``robot_cfg["driver"]``: its ``_target_``, or the driver of its
+    ``middleware`` (``MIDDLEWARES``), with the rest as arguments."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     cfg = robot_cfg if OmegaConf.is_config(robot_cfg) else OmegaConf.create(dict(robot_cfg))
-    return instantiate(cfg.driver, _convert_="all")
+    driver = OmegaConf.to_container(cfg.driver, resolve=True)
+    middleware = driver.pop("middleware", None)
+    if middleware is not None:
+        if middleware not in MIDDLEWARES:
+            raise ValueError(
+                f"robot.driver.middleware={middleware!r}: use one of {sorted(MIDDLEWARES)}"
+            )
+        driver.setdefault("_target_", MIDDLEWARES[middleware])
+    return instantiate(driver, _convert_="all")
 
 
 def deploy(

@@ -1,0 +1,245 @@
+"""ROS 2 over DDS without ROS: our wire types against two serialisers that are not ours, and
+a robot driven through a DDS arm node (a simulated Panda) in its own process on loopback."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rosbags.typesys import Stores, get_typestore
+
+from real import ros2_msgs as ours
+from real.dds import DdsRobot, DdsTransport, dds_topic, qos_profile, service_types
+from real.robot import EStopped, RobotError
+from real.ros_topics import Reconnect
+
+sys.path.insert(0, str(Path(__file__).parent / "rosrig"))
+import dds_types as peer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE = ROOT / "tests" / "rosrig" / "dds_arm_node.py"
+STORE = get_typestore(Stores.ROS2_HUMBLE)
+
+HEADER = {"stamp": {"sec": 1733, "nanosec": 250_000_000}, "frame_id": "world"}
+SAMPLES = {  # type -> (our dict, the peer's class)
+    "sensor_msgs/msg/JointState": (
+        {"header": HEADER, "name": ["j1", "j2"], "position": [0.5, -1.25], "velocity": [],
+         "effort": [2.0, 3.0]},
+        peer.Joints,
+    ),
+    "sensor_msgs/msg/Image": (
+        {"header": HEADER, "height": 2, "width": 3, "encoding": "rgb8", "is_bigendian": 0,
+         "step": 9, "data": bytes(range(18))},
+        peer.RawImage,
+    ),
+    "geometry_msgs/msg/PoseStamped": (
+        {"header": HEADER, "pose": {"position": {"x": 0.1, "y": -0.2, "z": 0.9},
+                                    "orientation": {"x": 0.0, "y": 0.7071, "z": 0.0, "w": 0.7071}}},
+        peer.StampedPose,
+    ),
+    "std_msgs/msg/Float64MultiArray": (
+        {"layout": {"dim": [{"label": "a", "size": 3, "stride": 3}], "data_offset": 0},
+         "data": [0.1, -0.5, 1.0]},
+        peer.Doubles,
+    ),
+    "std_msgs/msg/Bool": ({"data": True}, peer.Flag),
+    "trajectory_msgs/msg/JointTrajectory": (
+        {"header": HEADER, "joint_names": ["a", "b"],
+         "points": [{"positions": [0.1, 0.2], "velocities": [], "accelerations": [], "effort": [],
+                     "time_from_start": {"sec": 0, "nanosec": 100_000_000}}]},
+        peer.Traj,
+    ),
+}  # fmt: skip
+
+
+NESTED = {
+    "header": "std_msgs/msg/Header",
+    "stamp": "builtin_interfaces/msg/Time",
+    "time_from_start": "builtin_interfaces/msg/Duration",
+    "pose": "geometry_msgs/msg/Pose",
+    "position": "geometry_msgs/msg/Point",
+    "orientation": "geometry_msgs/msg/Quaternion",
+    "layout": "std_msgs/msg/MultiArrayLayout",
+}
+
+
+def rosbags_cdr(ros_type: str, d) -> bytes:
+    def build(t, value):
+        cls = STORE.types[t]
+        kw = {}
+        for name in value:
+            v = value[name]
+            if isinstance(v, dict):
+                kw[name] = build(NESTED[name], v)
+            elif isinstance(v, bytes):
+                kw[name] = np.frombuffer(v, np.uint8)
+            elif name in ("points", "dim"):
+                elem = {"points": "trajectory_msgs/msg/JointTrajectoryPoint",
+                        "dim": "std_msgs/msg/MultiArrayDimension"}[name]  # fmt: skip
+                kw[name] = [build(elem, x) for x in v]
+            elif isinstance(v, list) and name not in ("name", "joint_names"):
+                kw[name] = np.asarray(v, dtype=np.float64)
+            else:
+                kw[name] = v
+        return cls(**kw)
+
+    return bytes(STORE.serialize_cdr(build(ros_type, d), ros_type))
+
+
+@pytest.mark.parametrize("ros_type", sorted(SAMPLES))
+def test_our_cdr_is_ros2s_and_reads_both_ways_with_an_independent_peer(ros_type):
+    d, peer_cls = SAMPLES[ros_type]
+    cls = ours.message_class(ros_type)
+    mine = ours.from_dict(cls, d).serialize()
+    assert mine == rosbags_cdr(ros_type, d)  # rosbags' own ROS 2 definitions and serialiser
+    theirs = peer_cls.deserialize(mine)  # ours -> the peer's declarations
+    back = cls.deserialize(theirs.serialize())  # the peer's bytes -> ours
+    assert ours.to_dict(back) == d
+    assert ours.dds_type_name(cls) == peer_cls.__idl_typename__.replace(".", "::")
+
+
+def test_type_and_topic_names_follow_ros2():
+    assert ours.dds_type_name(ours.JointState) == "sensor_msgs::msg::dds_::JointState_"
+    assert ours.message_class("sensor_msgs/JointState") is ours.JointState  # ROS 1 spelling too
+    assert dds_topic("/joint_states") == "rt/joint_states"
+    assert dds_topic("/uvdiff/estop_trigger", "rq") + "Request" == "rq/uvdiff/estop_triggerRequest"
+    request, reply = service_types("std_srvs/Trigger")
+    assert (
+        request(client_guid=7, sequence=3).serialize()
+        == peer.TriggerCall(client_guid=7, sequence=3).serialize()
+    )
+    with pytest.raises(ValueError, match="no DDS type"):
+        ours.message_class("sensor_msgs/msg/PointCloud2")
+    with pytest.raises(ValueError, match="has no field"):
+        ours.from_dict(ours.Bool, {"dat": True})
+    with pytest.raises(ValueError, match="QoS profile"):
+        qos_profile("fast")
+
+
+# ---------------------------------------------------------------- a robot behind the DDS node
+def _domain() -> int:
+    return random.Random(os.getpid() + time.time_ns()).randrange(100, 200)
+
+
+def _config(domain: int, **changes):
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "configs" / "robot" / "panda_dds.yaml").read_text())["driver"]
+    cfg.pop("middleware")
+    cfg.update({"domain_id": domain, "config": peer.LOOPBACK, "connect_timeout": 20, **changes})
+    return cfg
+
+
+@pytest.fixture
+def arm(tmp_path):
+    """Start the DDS arm node; yields (domain, status reader, extra-args setter)."""
+    procs = []
+
+    def start(*extra):
+        domain = _domain()
+        status = tmp_path / f"status_{domain}.json"
+        env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+        p = subprocess.Popen(
+            [sys.executable, str(NODE), "--domain", str(domain), "--status", str(status), *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        procs.append(p)
+        assert p.stdout.readline().strip() == "arm ready", p.stderr.read()[-2000:]
+        return domain, lambda: json.loads(status.read_text())
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait(timeout=10)
+
+
+def _wait(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_ros2_arm_over_dds_observes_obeys_and_latches_the_estop(arm):
+    domain, status = arm("--estop-after", "15", "--camera")
+    cameras = [{"name": "agentview", "topic": "/camera/image", "type": "sensor_msgs/msg/Image",
+                "size": [64, 64]}]  # fmt: skip
+    robot = DdsRobot(**_config(domain, cameras=cameras))
+    robot.connect()
+    try:
+        obs = robot.observe()
+        assert obs.state["eef_pos"].shape == (3,) and obs.state["gripper_qpos"].shape == (2,)
+        assert obs.frames["agentview"].shape == (64, 64, 3) and obs.frames["agentview"].std() > 0
+        z0 = float(obs.state["eef_pos"][2])
+        up = np.array([0, 0, 1.0, 0, 0, 0, -1])
+        for _ in range(14):  # the node moves the arm up by each command it applies
+            robot.command(up)
+            time.sleep(0.06)
+        assert _wait(lambda: status()["applied"] >= 10)
+        assert _wait(lambda: robot.observe().state["eef_pos"][2] > z0 + 0.02)
+        robot.command(up)  # the 15th: the node answers on /uvdiff/estop
+        assert _wait(lambda: robot.estopped)
+        with pytest.raises(EStopped):
+            robot.command(up)
+        assert robot.observe().estop and robot.sent == 15
+    finally:
+        robot.close()
+
+
+def test_the_estop_service_answers_a_ros2_call_and_latches(arm):
+    domain, status = arm("--call-estop-after", "3")
+    robot = DdsRobot(**_config(domain))
+    robot.connect()
+    try:
+        for _ in range(3):
+            robot.command(np.zeros(7))
+            time.sleep(0.05)
+        assert _wait(lambda: robot.estopped)
+        assert _wait(lambda: status()["estop_reply"] is not None)
+        guid, seq, ok, message = status()["estop_reply"]
+        assert (guid, seq, ok) == (0x1234, 1, True) and "e-stop" in message
+    finally:
+        robot.close()
+
+
+def test_qos_mismatch_is_named_and_connect_does_not_hang(arm):
+    domain, _ = arm("--camera")
+    cameras = [{"name": "agentview", "topic": "/camera/image", "type": "sensor_msgs/msg/Image",
+                "size": [64, 64]}]  # fmt: skip
+    robot = DdsRobot(**_config(domain, cameras=cameras, qos={}, connect_timeout=3))
+    t0 = time.monotonic()
+    with pytest.raises(RobotError, match="QoS mismatch on /camera/image"):
+        robot.connect()  # a reliable reader cannot match the node's best-effort camera
+    assert time.monotonic() - t0 < 8
+
+
+def test_a_publisher_that_vanishes_and_returns_is_counted_and_read_again(arm):
+    domain, _ = arm("--vanish-at", "30", "--return-after", "1.0")
+    robot = DdsRobot(**_config(domain))
+    robot.connect()
+    try:
+        assert _wait(lambda: robot.disconnects >= 1, timeout=15)
+        seq = robot.observe().seq
+        assert _wait(lambda: robot.observe().seq > seq + 5, timeout=15)  # fresh states again
+        assert any("left" in e for e in robot.errors)
+    finally:
+        robot.close()
+
+
+def test_commands_nobody_hears_are_counted():
+    link = DdsTransport(_domain(), config=peer.LOOPBACK)
+    errors = []
+    link.connect(1.0, Reconnect.from_config(None), lambda: None, errors.append)
+    try:
+        link.advertise("/nobody/listens", "std_msgs/msg/Float64MultiArray")
+        link.publish("/nobody/listens", {"data": [1.0]})
+        assert link.unheard == 1 and "no subscriber on /nobody/listens" in errors[-1]
+    finally:
+        link.close()
