@@ -243,3 +243,45 @@ def test_commands_nobody_hears_are_counted():
         assert link.unheard == 1 and "no subscriber on /nobody/listens" in errors[-1]
     finally:
         link.close()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from sim.testing import noise_checkpoint
+
+    return noise_checkpoint(tmp_path_factory.mktemp("dds_policy"))
+
+
+def test_deploy_over_dds_stops_every_command_at_an_estop_mid_chunk(arm, checkpoint, tmp_path):
+    from omegaconf import OmegaConf
+
+    from real.config import RobotSpec
+    from real.deploy import deploy, make_robot
+    from real.loop import LoopConfig
+
+    domain, status = arm("--estop-after", "10")
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "configs" / "robot" / "panda_dds.yaml").read_text())
+    doc["driver"].update(domain_id=domain, config=peer.LOOPBACK, connect_timeout=20)
+    doc["driver"]["state"].append({"key": "object", "topic": "/uvdiff/object_state",
+                                   "type": "std_msgs/msg/Float64MultiArray"})  # fmt: skip
+    doc["shield"]["enabled"] = True
+    cfg = OmegaConf.create(doc)
+    robot = make_robot(cfg)  # middleware: dds picks the driver
+    assert isinstance(robot, DdsRobot)
+    loop = LoopConfig(rate_hz=20, max_steps=100)
+    report = deploy(checkpoint, robot, RobotSpec.from_config(cfg), loop,
+                    policy_settings={"n_action_steps": 4, "rtc": True}, out=tmp_path)  # fmt: skip
+    assert report.status == "estop" and report.exit_code == 2 and report.shield["estop"]
+    assert _wait(lambda: status()["estop_at"] is not None)
+    time.sleep(0.3)
+    assert robot.last_command_at < robot.estop_at  # nothing published once it latched
+    assert status()["commands"] == report.sent < 10 + 8
+
+
+def test_an_unknown_middleware_is_named():
+    from real.deploy import make_robot
+
+    with pytest.raises(ValueError, match="middleware='zenoh2'"):
+        make_robot({"driver": {"middleware": "zenoh2"}})

@@ -2,7 +2,8 @@
 
 Its wire code is cyclonedds with its own type declarations (``dds_types``), never
 ``real.ros2_msgs``. On ROS 2's topic names (``rt/...``), stamped, at ``--rate`` Hz:
-``/joint_states`` (JointState), ``/uvdiff/eef_pose`` (PoseStamped), ``/uvdiff/success`` (Bool)
+``/joint_states`` (JointState), ``/uvdiff/eef_pose`` (PoseStamped), ``/uvdiff/success`` (Bool),
+``/uvdiff/object_state`` (Float64MultiArray: the simulator's object poses, for state policies)
 and with ``--camera`` ``/camera/image`` (Image rgb8, sensor-data QoS: best effort). Obeys
 ``/uvdiff/command`` (Float64MultiArray, the 7-D OSC delta; a step without a command holds).
 ``--estop-after N`` publishes ``/uvdiff/estop`` true after N commands; ``--call-estop-after N``
@@ -85,6 +86,7 @@ class DdsArm:
             "joints": writer("/joint_states", Joints),
             "pose": writer("/uvdiff/eef_pose", StampedPose),
             "success": writer("/uvdiff/success", Flag),
+            "object": writer("/uvdiff/object_state", Doubles),
             "estop": writer("/uvdiff/estop", Flag),
         }
         if self.args.camera:
@@ -146,6 +148,7 @@ class DdsArm:
         pose = PoseOnly(position=Vec3(*p), orientation=Quat(*o))
         self.w["pose"].write(StampedPose(header=hdr, pose=pose))
         self.w["success"].write(Flag(data=bool(obs.info.get("success"))))
+        self.w["object"].write(Doubles(data=[float(x) for x in obs.state["object"]]))
         if self.args.camera:
             h, w = self.args.image_size
             frame = self.robot.env.render("agentview", (h, w))
