@@ -12,6 +12,8 @@ directly, as any ROS 2 node would, without rosbridge in between.
   default (reliable, keep last 10, volatile), ``sensor_data`` its sensor profile (best effort,
   keep last 5), ``transient_local`` a latched reliable topic. A publisher whose QoS cannot
   match ours (a best-effort camera read as reliable) is reported by name, not waited for.
+- A publisher of another type on a topic we read (DDS never matches it) is named, from
+  discovery, rather than waited for.
 - Publisher lost: when every writer of a subscribed topic leaves, ``on_lost`` is called
   (DDS rediscovers them by itself when they return).
 - Commands with no subscriber matched are counted (``unheard``) and reported once each time
@@ -31,6 +33,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
 from cyclonedds.core import Listener, Policy, Qos
 from cyclonedds.domain import Domain, DomainParticipant
 from cyclonedds.idl import IdlStruct
@@ -105,6 +108,10 @@ class DdsTransport:
         self._writers: dict[str, DataWriter] = {}
         self._matched: dict[str, int] = {}
         self._live: dict[str, int] = {}
+        self._expected: dict[str, str] = {}  # DDS topic -> the type we read there
+        self._offered: dict[str, set[str]] = {}  # DDS topic -> types publishers announced
+        self._named: set[str] = set()  # wrong types already reported
+        self._publications: BuiltinDataReader | None = None
         self._lock = threading.Lock()
         self.unheard = 0  # commands published while no subscriber was matched
         self.malformed = 0  # samples that could not be read
@@ -123,6 +130,36 @@ class DdsTransport:
             except Exception as e:
                 log.debug("dds: domain %d already configured (%s)", self.domain_id, e)
         self.dp = DomainParticipant(self.domain_id)
+        self._publications = BuiltinDataReader(
+            self.dp, BuiltinTopicDcpsPublication,
+            listener=Listener(on_data_available=self._on_publications),
+        )  # fmt: skip
+
+    def _on_publications(self, reader) -> None:
+        """Discovery: name a publisher whose type differs from what we read on its topic (DDS
+        would silently never match it)."""
+        reader = reader or getattr(self, "_publications", None)  # builtin readers come as None
+        if reader is None:
+            return
+        for pub in reader.take(N=64):
+            name, kind = getattr(pub, "topic_name", None), getattr(pub, "type_name", None)
+            if name is None or kind is None:
+                continue
+            with self._lock:
+                self._offered.setdefault(name, set()).add(kind)
+            self._check_types(name)
+
+    def _check_types(self, dds_name: str) -> None:
+        with self._lock:
+            expected = self._expected.get(dds_name)
+            wrong = sorted(self._offered.get(dds_name, set()) - {expected} - self._named)
+            self._named.update(wrong)
+        if expected is not None:
+            for kind in wrong:
+                self._on_error(
+                    f"a publisher on {dds_name} sends {kind}, but the config reads {expected}: "
+                    "its messages cannot be read (check the type in the robot config)"
+                )
 
     def _qos(self, topic: str) -> Qos:
         return qos_profile(self.qos.get(topic, "default"))
@@ -165,6 +202,9 @@ class DdsTransport:
         topic = Topic(self.dp, dds_name, cls)
         reader = DataReader(self.dp, topic, qos=self._qos(label), listener=listener)
         self._readers.append(reader)
+        with self._lock:
+            self._expected[dds_name] = msgs.dds_type_name(cls)
+        self._check_types(dds_name)
         return reader
 
     def advertise(self, topic: str, type: str, *, queue_size: int = 1) -> None:
@@ -219,6 +259,7 @@ class DdsTransport:
             dp, self.dp = self.dp, None
         self._readers.clear()
         self._writers.clear()
+        self._publications = None
         if dp is not None:
             try:
                 dp.__del__()  # deletes its readers, writers and topics with it

@@ -285,3 +285,17 @@ def test_an_unknown_middleware_is_named():
 
     with pytest.raises(ValueError, match="middleware='zenoh2'"):
         make_robot({"driver": {"middleware": "zenoh2"}})
+
+
+def test_a_publisher_of_another_type_on_our_topic_is_named():
+    from cyclonedds.domain import DomainParticipant
+    from cyclonedds.pub import DataWriter
+    from cyclonedds.topic import Topic
+
+    domain = _domain()
+    robot = DdsRobot(**_config(domain, connect_timeout=3))
+    wrong = DomainParticipant(domain)  # a node publishing Float64MultiArray on /uvdiff/eef_pose
+    writer = DataWriter(wrong, Topic(wrong, "rt/uvdiff/eef_pose", peer.Doubles))
+    writer.write(peer.Doubles(data=[1.0]))
+    with pytest.raises(RobotError, match="sends std_msgs::msg::dds_::Float64MultiArray_"):
+        robot.connect()
