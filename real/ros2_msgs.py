@@ -181,6 +181,20 @@ class TriggerResponseWire(IdlStruct, typename=_name("std_srvs", "srv", "Trigger_
     message: str = ""
 
 
+def _bytes_on_the_wire(cls: type[IdlStruct], name: str) -> None:
+    """Serialise the ``uint8[]`` field ``name`` as one bytes block (the same CDR: a length, then
+    the bytes) instead of element by element: an image is one copy, not a Python int each."""
+    from cyclonedds.idl._machinery import BytesMachine  # cyclonedds' own octet-sequence codec
+
+    cls.__idl__.populate()
+    for machine in (cls.__idl__.v1_machine, cls.__idl__.v2_machine):
+        machine.members_machines[name] = BytesMachine()
+
+
+_bytes_on_the_wire(Image, "data")
+_bytes_on_the_wire(CompressedImage, "data")
+
+
 MESSAGES: dict[str, type[IdlStruct]] = {
     "sensor_msgs/msg/JointState": JointState,
     "sensor_msgs/msg/Image": Image,
