@@ -26,7 +26,11 @@ log = logging.getLogger("uvdiff.deploy")
 DEFAULT_RELAY = RelaySettings()
 
 
-MIDDLEWARES = {"rosbridge": "real.rosbridge.RosbridgeRobot", "dds": "real.dds.DdsRobot"}
+MIDDLEWARES = {
+    "rosbridge": "real.rosbridge.RosbridgeRobot",
+    "dds": "real.dds.DdsRobot",
+    "zenoh": "real.zenoh_link.ZenohRobot",
+}
 
 
 def make_robot(robot_cfg: Mapping[str, Any]):

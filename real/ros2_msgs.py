@@ -121,6 +121,11 @@ class Float32MultiArray(IdlStruct, typename=_name("std_msgs", "msg", "Float32Mul
 
 
 @dataclass
+class String(IdlStruct, typename=_name("std_msgs", "msg", "String")):
+    data: str = ""
+
+
+@dataclass
 class Float64(IdlStruct, typename=_name("std_msgs", "msg", "Float64")):
     data: t.float64 = 0.0
 
@@ -204,6 +209,7 @@ MESSAGES: dict[str, type[IdlStruct]] = {
     "std_msgs/msg/Float64MultiArray": Float64MultiArray,
     "std_msgs/msg/Float32MultiArray": Float32MultiArray,
     "std_msgs/msg/Float64": Float64,
+    "std_msgs/msg/String": String,
     "std_msgs/msg/Bool": Bool,
     "std_msgs/msg/Empty": Empty,
     "trajectory_msgs/msg/JointTrajectory": JointTrajectory,
