@@ -280,6 +280,33 @@ def test_deploy_over_dds_stops_every_command_at_an_estop_mid_chunk(arm, checkpoi
     assert status()["commands"] == report.sent < 10 + 8
 
 
+def test_a_killed_arm_node_is_held_then_reported_lost(arm, checkpoint, tmp_path):
+    import threading
+
+    from omegaconf import OmegaConf
+
+    from real.config import RobotSpec
+    from real.deploy import deploy, make_robot
+    from real.loop import LoopConfig
+
+    domain, status = arm()
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "configs" / "robot" / "panda_dds.yaml").read_text())
+    doc["driver"].update(domain_id=domain, config=peer.LOOPBACK, connect_timeout=20)
+    doc["driver"]["state"].append({"key": "object", "topic": "/uvdiff/object_state",
+                                   "type": "std_msgs/msg/Float64MultiArray"})  # fmt: skip
+    doc["shield"]["enabled"] = True
+    cfg = OmegaConf.create(doc)
+    pid = status()["pid"]
+    threading.Timer(2.0, os.kill, args=(pid, 9)).start()
+    loop = LoopConfig(rate_hz=20, max_steps=400, lost_after=0.5)
+    report = deploy(checkpoint, make_robot(cfg), RobotSpec.from_config(cfg), loop, out=tmp_path)
+    assert report.status == "robot_lost" and report.exit_code == 3
+    assert report.shield["interventions"]["stale_observation"] >= 5  # held, then gave up
+    assert 10 < report.steps < 2.0 * 20 + 0.5 * 20 + 15
+
+
 def test_an_unknown_middleware_is_named():
     from real.deploy import make_robot
 

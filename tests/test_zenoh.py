@@ -309,7 +309,7 @@ def test_a_humble_robot_on_a_jazzy_graph_is_told_why_nothing_arrives(peer):
         robot.connect()  # its keys end in TypeHashNotSupported: the Jazzy samples never match
 
 
-def test_samples_without_rmw_zenohs_attachment_are_dropped_and_counted(peer):
+def test_samples_without_rmw_zenohs_attachment_or_with_bad_cdr_are_dropped_and_counted(peer):
     robot = _robot(peer)
     robot.connect()
     try:
@@ -321,5 +321,9 @@ def test_samples_without_rmw_zenohs_attachment_are_dropped_and_counted(peer):
         )
         assert _wait(lambda: robot.link.malformed >= 1)
         assert any("no attachment" in e for e in robot.errors)
+        att = struct.pack("<qqB16s", 1, time.time_ns(), 16, b"\x01" * 16)
+        peer.session.put(key, b"\x00\x01\x00\x00\xff", attachment=att)  # truncated CDR
+        assert _wait(lambda: robot.link.malformed >= 2)
+        assert robot.observe().state["gripper_qpos"].shape == (2,)  # the good ones still count
     finally:
         robot.close()
