@@ -90,7 +90,8 @@ def deploy(
         obs = robot.observe()
         # one plan before the clock starts: the first inference pays for allocation
         policy.reset(seed)
-        policy.predict_chunk({**obs.state, **obs.frames}, None if goal is None else goal(obs.state))
+        inputs = {**obs.state, **obs.frames}  # a camera goal's relay embeds the frames too
+        policy.predict_chunk(inputs, None if goal is None else goal(inputs))
         if goal is not None:
             goal.reset()
         policy.reset(seed)

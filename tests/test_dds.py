@@ -326,3 +326,44 @@ def test_a_publisher_of_another_type_on_our_topic_is_named():
     writer.write(peer.Doubles(data=[1.0]))
     with pytest.raises(RobotError, match="sends std_msgs::msg::dds_::Float64MultiArray_"):
         robot.connect()
+
+
+def test_a_camera_goal_policy_relays_nearest_over_dds(arm, tmp_path, one_torch_thread):
+    """A goal=uvd policy on pixels embeddings of agentview, its task a demo folder's episode cut
+    by UVD on the same backbone, deployed over DDS with relay=nearest: the arm node's camera
+    frames are embedded each tick and the relay hands out subgoal frames."""
+    from omegaconf import OmegaConf
+
+    from decomposer.task import RelaySettings
+    from real.config import RobotSpec
+    from real.deploy import deploy, make_robot
+    from real.loop import LoopConfig
+    from sim.testing import expert_folder, mlp_policy, train_checkpoint
+
+    folder = expert_folder(tmp_path / "lift", "lift", range(2), cameras=("agentview",),
+                           image_size=(32, 32))  # fmt: skip
+    from decomposer.pipeline import decompose_folder
+
+    decompose_folder(folder.root, "pixels", camera="agentview", min_interval_s=0.5, plots=False,
+                     progress=False)  # fmt: skip
+    ckpt = train_checkpoint(
+        folder.root, tmp_path / "run", "uvd",
+        policy=mlp_policy(32, d_state=8, d_embedding=8, horizon=4, n_action_steps=2),
+        state_keys=["eef_pos"], embeddings=["agentview"], backbone="pixels", steps=4,
+        batch_size=16,
+    )  # fmt: skip
+    domain, _ = arm("--camera")
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "configs" / "robot" / "panda_dds.yaml").read_text())
+    doc["driver"].update(domain_id=domain, config=peer.LOOPBACK, connect_timeout=20)
+    doc["driver"]["cameras"] = [{"name": "agentview", "topic": "/camera/image",
+                                 "type": "sensor_msgs/msg/Image", "size": [32, 32]}]  # fmt: skip
+    doc["shield"]["enabled"] = True
+    cfg = OmegaConf.create(doc)
+    relay = RelaySettings(rule="nearest", min_interval_s=0.5)
+    loop = LoopConfig(rate_hz=20, max_steps=40, stop_on_success=False)
+    report = deploy(ckpt, make_robot(cfg), RobotSpec.from_config(cfg), loop, demo=folder.root,
+                    demo_episode=0, relay=relay, out=tmp_path / "deploy")  # fmt: skip
+    assert report.status in ("max_steps", "goal_reached"), report.error
+    assert report.sent > 0 and report.subgoal is not None and report.error == ""
