@@ -135,6 +135,22 @@ def _config(domain: int, **changes):
     return cfg
 
 
+def _robot_config(domain: int, *, object_state: bool = False, cameras=None):
+    """configs/robot/panda_dds.yaml pointed at the test node (shield on), as an OmegaConf."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    doc = yaml.safe_load((ROOT / "configs" / "robot" / "panda_dds.yaml").read_text())
+    doc["driver"].update(domain_id=domain, config=peer.LOOPBACK, connect_timeout=20)
+    if object_state:  # the simulator's object poses, for the state policies of these tests
+        doc["driver"]["state"].append({"key": "object", "topic": "/uvdiff/object_state",
+                                       "type": "std_msgs/msg/Float64MultiArray"})  # fmt: skip
+    if cameras:
+        doc["driver"]["cameras"] = cameras
+    doc["shield"]["enabled"] = True
+    return OmegaConf.create(doc)
+
+
 @pytest.fixture
 def arm(tmp_path):
     """Start the DDS arm node; yields (domain, status reader, extra-args setter)."""
@@ -253,21 +269,12 @@ def checkpoint(tmp_path_factory):
 
 
 def test_deploy_over_dds_stops_every_command_at_an_estop_mid_chunk(arm, checkpoint, tmp_path):
-    from omegaconf import OmegaConf
-
     from real.config import RobotSpec
     from real.deploy import deploy, make_robot
     from real.loop import LoopConfig
 
     domain, status = arm("--estop-after", "10")
-    import yaml
-
-    doc = yaml.safe_load((ROOT / "configs" / "robot" / "panda_dds.yaml").read_text())
-    doc["driver"].update(domain_id=domain, config=peer.LOOPBACK, connect_timeout=20)
-    doc["driver"]["state"].append({"key": "object", "topic": "/uvdiff/object_state",
-                                   "type": "std_msgs/msg/Float64MultiArray"})  # fmt: skip
-    doc["shield"]["enabled"] = True
-    cfg = OmegaConf.create(doc)
+    cfg = _robot_config(domain, object_state=True)
     robot = make_robot(cfg)  # middleware: dds picks the driver
     assert isinstance(robot, DdsRobot)
     loop = LoopConfig(rate_hz=20, max_steps=100)
@@ -283,21 +290,12 @@ def test_deploy_over_dds_stops_every_command_at_an_estop_mid_chunk(arm, checkpoi
 def test_a_killed_arm_node_is_held_then_reported_lost(arm, checkpoint, tmp_path):
     import threading
 
-    from omegaconf import OmegaConf
-
     from real.config import RobotSpec
     from real.deploy import deploy, make_robot
     from real.loop import LoopConfig
 
     domain, status = arm()
-    import yaml
-
-    doc = yaml.safe_load((ROOT / "configs" / "robot" / "panda_dds.yaml").read_text())
-    doc["driver"].update(domain_id=domain, config=peer.LOOPBACK, connect_timeout=20)
-    doc["driver"]["state"].append({"key": "object", "topic": "/uvdiff/object_state",
-                                   "type": "std_msgs/msg/Float64MultiArray"})  # fmt: skip
-    doc["shield"]["enabled"] = True
-    cfg = OmegaConf.create(doc)
+    cfg = _robot_config(domain, object_state=True)
     pid = status()["pid"]
     threading.Timer(2.0, os.kill, args=(pid, 9)).start()
     loop = LoopConfig(rate_hz=20, max_steps=400, lost_after=0.5)
@@ -332,7 +330,6 @@ def test_a_camera_goal_policy_relays_nearest_over_dds(arm, tmp_path, one_torch_t
     """A goal=uvd policy on pixels embeddings of agentview, its task a demo folder's episode cut
     by UVD on the same backbone, deployed over DDS with relay=nearest: the arm node's camera
     frames are embedded each tick and the relay hands out subgoal frames."""
-    from omegaconf import OmegaConf
 
     from decomposer.task import RelaySettings
     from real.config import RobotSpec
@@ -353,14 +350,9 @@ def test_a_camera_goal_policy_relays_nearest_over_dds(arm, tmp_path, one_torch_t
         batch_size=16,
     )  # fmt: skip
     domain, _ = arm("--camera")
-    import yaml
-
-    doc = yaml.safe_load((ROOT / "configs" / "robot" / "panda_dds.yaml").read_text())
-    doc["driver"].update(domain_id=domain, config=peer.LOOPBACK, connect_timeout=20)
-    doc["driver"]["cameras"] = [{"name": "agentview", "topic": "/camera/image",
-                                 "type": "sensor_msgs/msg/Image", "size": [32, 32]}]  # fmt: skip
-    doc["shield"]["enabled"] = True
-    cfg = OmegaConf.create(doc)
+    camera = {"name": "agentview", "topic": "/camera/image", "type": "sensor_msgs/msg/Image",
+              "size": [32, 32]}  # fmt: skip
+    cfg = _robot_config(domain, cameras=[camera])
     relay = RelaySettings(rule="nearest", min_interval_s=0.5)
     loop = LoopConfig(rate_hz=20, max_steps=40, stop_on_success=False)
     report = deploy(ckpt, make_robot(cfg), RobotSpec.from_config(cfg), loop, demo=folder.root,
