@@ -135,10 +135,17 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--delays", type=int, nargs="+", default=[0, 2, 4, 8])
     p.add_argument("--modes", nargs="+", default=["plain", "ensemble", "rtc"])
+    p.add_argument("--only", nargs="+", help="just these arms of the grid, e.g. rtc_d4 plain_d0")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
+    grid = arms(a.delays, a.modes)
+    unknown = sorted(set(a.only or ()) - set(grid))
+    if unknown:
+        raise SystemExit(f"--only {unknown}: not in the grid {sorted(grid)}")
     results = {}
-    for name, overrides in arms(a.delays, a.modes).items():
+    for name, overrides in grid.items():
+        if a.only and name not in a.only:
+            continue
         results[name] = run_arm(a, name, overrides)
         print(table({name: results[name]})[-1], flush=True)
     lines = [f"# Chunk seams and delay: {a.env}, {a.checkpoint}",
