@@ -44,13 +44,13 @@ class EpisodeRunner:
     """One worker's env, policy and expert; ``episode(i)`` never raises."""
 
     def __init__(self, job: EvalJob):
-        from policies import Policy
         from policies.embeddings import relay_embedder
 
         from .envs import make_env
+        from .peer import load_policy
 
         self.job = job
-        self.policy = Policy.from_pretrained(job.checkpoint, **job.overrides)
+        self.policy = load_policy(job.checkpoint, job.overrides)  # or another stack's (sim.peer)
         self.env = make_env(
             job.env_name,
             cameras=job.cameras,
@@ -75,6 +75,9 @@ class EpisodeRunner:
 
     def close(self) -> None:
         self.env.close()
+        close = getattr(self.policy, "close", None)  # a peer's process
+        if close is not None:
+            close()
 
     def episode(self, i: int) -> dict[str, Any]:
         t0, seed = time.perf_counter(), self.job.settings.seed

@@ -35,6 +35,7 @@ from .errors import SimError, UnknownEnvError
 from .eval_episode import VIDEOS, EpisodeRunner, failed_episode, worker_runner
 from .eval_report import REPORT_MD, REPORT_PNG, eval_info, write_report
 from .orders import resolve_orders
+from .peer import PeerPolicy, is_peer_spec
 from .pool import BACKENDS, run_episodes
 from .scene import SceneVariant
 from .tasks import ENVS
@@ -234,10 +235,12 @@ def _prepare(checkpoint, env_name: str, s: EvalSettings) -> EvalJob:
     if not isinstance(s.relay, RelaySettings):
         raise SimError(f"relay must be a decomposer.task.RelaySettings, got {s.relay!r}")
     orders = resolve_orders(s.orders, env_name)
+    overrides = {k: v for k, v in s.inference.items() if v is not None}
+    if is_peer_spec(checkpoint):  # another stack's policy in its own process (sim.peer)
+        return _prepare_peer(Path(checkpoint).resolve(), env_name, s, orders, overrides)
     ckpt = resolve(checkpoint)
     cfg, _ = load_config(ckpt)
     image_size = _check_observations(cfg, env_name, ckpt, s.video_camera if s.videos else None)
-    overrides = {k: v for k, v in s.inference.items() if v is not None}
     policy = _load_policy(ckpt, overrides)  # the weights, stats and settings load here too
     goal_keys = cfg.resolved_goal_keys
     goal_stats = load_stats(ckpt, [k for k in goal_keys if k in cfg.state])
@@ -269,6 +272,24 @@ def _prepare(checkpoint, env_name: str, s: EvalSettings) -> EvalJob:
         overrides=overrides,
         policy_settings=dict(policy.settings),
     )
+
+
+def _prepare_peer(spec: Path, env_name: str, s: EvalSettings, orders, overrides) -> EvalJob:
+    """A peer's job: its hello says what it reads, checked against the env like a checkpoint."""
+    if overrides:
+        raise SimError(f"{spec}: inference settings {sorted(overrides)} are the peer's own; "
+                       "set them in the peer's command")  # fmt: skip
+    peer = PeerPolicy(spec)
+    try:
+        cfg = peer.config
+        image_size = _check_observations(cfg, env_name, spec, s.video_camera if s.videos else None)
+    finally:
+        peer.close()
+    return EvalJob(checkpoint=str(spec), env_name=env_name,
+                   settings=replace(s, video_size=tuple(int(v) for v in s.video_size)),
+                   orders=orders, goal="none", goal_keys=[], goal_stats={}, relay_embedding="",
+                   cameras=list(cfg.cameras), embedded={}, image_size=image_size, overrides={},
+                   policy_settings=dict(peer.settings))  # fmt: skip
 
 
 def _check_observations(cfg, env_name: str, ckpt: Path, video_camera: str | None):

@@ -1,0 +1,213 @@
+"""A policy from another stack, scored by ``uvdiff-eval`` on the same seeds: the peer protocol.
+
+The peer runs in its own process (its own venv: LeRobot pins another torch), so neither stack's
+dependencies leak into the other. ``uvdiff-eval checkpoint=PEER.yaml`` where the file says how
+to start it::
+
+    command: [/opt/lerobot-venv/bin/python, benchmarks/peers/lerobot_server.py, --checkpoint, RUN]
+    name: lerobot diffusion          # for reports (default: the file's name)
+
+The protocol is JSON lines over the peer's stdin/stdout; arrays travel as
+``{"__array__": [dtype, shape, base64]}``. uvdiff sends ``{"op": "hello"}`` and the peer answers
+with what it reads and emits: ``{"inputs": {"state": {key: dim}, "cameras": {name: [h, w]}},
+"action_dim": A}``, checked against the env before any episode runs (a missing key is named).
+Then ``{"op": "reset", "seed": s}`` at each episode start and ``{"op": "act", "obs": {...}}``
+each step, answered ``{"action": [...]}`` (or ``{"error": "..."}``). A peer that dies fails
+the episode it was in, with its exit status and last stderr lines, and is restarted for the
+next one. ``serve(make_policy)`` is the peer side, for any object with ``reset(seed)`` and
+``act(obs) -> action``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import SimError
+
+
+class PeerError(SimError):
+    """The peer process failed or broke the protocol; the message says how."""
+
+
+def encode(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        data = base64.b64encode(np.ascontiguousarray(value).tobytes()).decode()
+        return {"__array__": [value.dtype.str, list(value.shape), data]}
+    if isinstance(value, Mapping):
+        return {k: encode(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "__array__" in value:
+            dtype, shape, data = value["__array__"]
+            return np.frombuffer(base64.b64decode(data), dtype=dtype).reshape(shape)
+        return {k: decode(v) for k, v in value.items()}
+    return value
+
+
+def is_peer_spec(checkpoint: str | os.PathLike) -> bool:
+    return Path(checkpoint).suffix in (".yaml", ".yml", ".json") and Path(checkpoint).is_file()
+
+
+@dataclass
+class PeerConfig:
+    """What the peer said it reads and emits, shaped like the ``PolicyConfig`` fields the
+    evaluator checks (a peer is goal-free and embeds its cameras itself)."""
+
+    state: dict[str, int]
+    cameras: dict[str, list[int]]
+    action_dim: int
+    name: str = "peer"
+    embeddings: dict[str, int] = field(default_factory=dict)
+    backbone: None = None
+    goal: str = "none"
+    uses_goal: bool = False
+    resolved_goal_keys: list[str] = field(default_factory=list)
+    subgoal_cut: str = "uvd"
+
+
+class PeerPolicy:
+    """The evaluator's side: a ``Policy``-like object backed by the peer process."""
+
+    def __init__(self, spec: str | os.PathLike, timeout: float = 120.0):
+        import yaml
+
+        self.spec = Path(spec)
+        doc = yaml.safe_load(self.spec.read_text())
+        if not isinstance(doc, dict) or not isinstance(doc.get("command"), list):
+            raise PeerError(f"{self.spec}: needs 'command': [program, args...]")
+        self.command = [str(c) for c in doc["command"]]
+        self.name = str(doc.get("name") or self.spec.stem)
+        self.timeout = float(doc.get("timeout", timeout))
+        self.settings: dict[str, Any] = {"sampler": doc.get("sampler", "peer"),
+                                         "steps": doc.get("steps")}  # fmt: skip
+        self.handover = False  # a peer's chunking is its own
+        self._proc: subprocess.Popen | None = None
+        self._stderr: deque[str] = deque(maxlen=20)
+        hello = self._call({"op": "hello"})
+        try:
+            inputs = hello["inputs"]
+            self.config = PeerConfig(
+                {k: int(d) for k, d in (inputs.get("state") or {}).items()},
+                {c: [int(x) for x in hw] for c, hw in (inputs.get("cameras") or {}).items()},
+                int(hello["action_dim"]), self.name,
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as e:
+            raise PeerError(f"{self.spec}: the peer's hello lacks {e} ({hello})") from None
+
+    # ------------------------------------------------------------------ the process
+    def _start(self) -> subprocess.Popen:
+        try:
+            proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, bufsize=1)  # fmt: skip
+        except OSError as e:
+            raise PeerError(f"{self.spec}: cannot start {self.command[0]}: {e}") from None
+
+        def drain(stream=proc.stderr):
+            for line in stream:
+                self._stderr.append(line.rstrip())
+
+        threading.Thread(target=drain, daemon=True).start()
+        return proc
+
+    def _call(self, msg: dict) -> dict:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = self._start()
+        proc = self._proc
+        try:
+            proc.stdin.write(json.dumps(encode(msg)) + "\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            code = proc.wait(timeout=10)
+            self._proc = None
+            tail = " | ".join(list(self._stderr)[-3:])
+            raise PeerError(f"peer {self.name} exited (status {code}) during {msg['op']}: {tail}")
+        reply = decode(json.loads(line))
+        if "error" in reply:
+            raise PeerError(f"peer {self.name}: {reply['error']}")
+        return reply
+
+    # ------------------------------------------------------------------ Policy's interface
+    @property
+    def needs_goal(self) -> bool:
+        return False
+
+    def reset(self, seed: int | None = None) -> None:
+        self._call({"op": "reset", "seed": seed})
+
+    def act(self, obs: Mapping[str, Any], goal: Any = None) -> np.ndarray:
+        keys = [*self.config.state, *self.config.cameras]
+        reply = self._call({"op": "act", "obs": {k: np.asarray(obs[k]) for k in keys}})
+        action = np.asarray(reply["action"], dtype=np.float32)
+        if action.shape != (self.config.action_dim,):
+            raise PeerError(f"peer {self.name} sent an action of shape {action.shape}, "
+                            f"expected ({self.config.action_dim},)")  # fmt: skip
+        return action
+
+    def reads_next_observation(self) -> bool:
+        return True  # the peer decides when it plans: render every frame
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.stdin.write(json.dumps({"op": "close"}) + "\n")
+                proc.stdin.flush()
+                proc.wait(timeout=5)
+            except Exception:
+                proc.kill()
+
+
+def load_policy(checkpoint: str | os.PathLike, overrides: Mapping[str, Any]):
+    """The policy an episode runs: a uvdiff checkpoint, or a peer process."""
+    if is_peer_spec(checkpoint):
+        return PeerPolicy(checkpoint)
+    from policies import Policy
+
+    return Policy.from_pretrained(checkpoint, **overrides)
+
+
+def serve(make_policy: Callable[[], Any], inputs: Mapping[str, Any], action_dim: int) -> None:
+    """The peer's side: answer uvdiff's requests on stdin/stdout until ``close`` or EOF.
+    ``make_policy()`` returns an object with ``reset(seed)`` and ``act(obs) -> action``."""
+    out = sys.stdout
+    sys.stdout = sys.stderr  # nothing else may write on the protocol's channel
+    policy = make_policy()
+    for line in sys.stdin:
+        msg = decode(json.loads(line))
+        op = msg.get("op")
+        try:
+            if op == "hello":
+                reply: dict[str, Any] = {"inputs": dict(inputs), "action_dim": int(action_dim)}
+            elif op == "reset":
+                policy.reset(msg.get("seed"))
+                reply = {"ok": True}
+            elif op == "act":
+                reply = {"action": np.asarray(policy.act(msg["obs"]), np.float64).tolist()}
+            elif op == "close":
+                return
+            else:
+                reply = {"error": f"unknown op {op!r}"}
+        except Exception as e:  # the evaluator counts the episode as failed, with this
+            reply = {"error": f"{type(e).__name__}: {e}"}
+        out.write(json.dumps(encode(reply)) + "\n")
+        out.flush()

@@ -1,0 +1,62 @@
+"""Another stack's policy in its own process, scored by uvdiff-eval: the peer protocol against a
+real subprocess (a uvdiff checkpoint served through it), bad features, and a peer that dies."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sim.errors import SimError
+from sim.evaluate import evaluate
+from sim.testing import expert_folder, mlp_policy, train_checkpoint
+
+PEER = Path(__file__).parent / "peers" / "uvdiff_peer.py"
+FAST = dict(videos=0, max_steps=25, progress=False)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, one_torch_thread):
+    root = tmp_path_factory.mktemp("peer")
+    folder = expert_folder(root / "lift", "lift", range(2))
+    return train_checkpoint(folder.root, root / "run", "none", policy=mlp_policy(32, d_state=8),
+                            steps=4, batch_size=16)  # fmt: skip
+
+
+def spec(tmp_path, ckpt, *args) -> Path:
+    path = tmp_path / "peer.yaml"
+    command = [sys.executable, str(PEER), str(ckpt), *args]
+    path.write_text(yaml.safe_dump({"command": command, "name": "served uvdiff"}))
+    return path
+
+
+def test_a_peer_scores_exactly_as_the_policy_it_serves(ckpt, tmp_path):
+    direct = evaluate(ckpt, "lift", 3, seed=7, out_dir=tmp_path / "direct", workers=0, **FAST)
+    peer = evaluate(spec(tmp_path, ckpt), "lift", 3, seed=7, out_dir=tmp_path / "peer",
+                    workers=2, **FAST)  # fmt: skip
+    assert peer.info["sampler"] == "peer" and peer.info["n_errors"] == 0
+    for a, b in zip(direct.episodes, peer.episodes, strict=True):
+        for key in ("seed", "success", "length", "stages", "final_eef_pos"):
+            assert a[key] == b[key], key
+
+
+def test_a_peer_reading_a_key_the_env_lacks_is_refused_before_any_episode(ckpt, tmp_path):
+    with pytest.raises(SimError, match="object_pose_secret"):
+        evaluate(spec(tmp_path, ckpt, "--extra-input", "object_pose_secret"), "lift", 2,
+                 out_dir=tmp_path / "bad", workers=0, **FAST)  # fmt: skip
+    assert not (tmp_path / "bad" / "eval_info.json").exists()
+
+
+def test_a_peer_dying_fails_its_episode_and_the_rest_go_on(ckpt, tmp_path):
+    res = evaluate(spec(tmp_path, ckpt, "--die-at", "30"), "lift", 3, seed=0,
+                   out_dir=tmp_path / "dies", workers=0, **FAST)  # fmt: skip
+    errors = [e for e in res.episodes if e["error"]]
+    assert len(errors) == 1 and errors[0]["index"] == 1  # 25 steps an episode: call 30 is in #1
+    assert "exited (status 3)" in errors[0]["error"] and "simulated crash" in errors[0]["error"]
+    assert res.info["n_errors"] == 1 and all(e["length"] == 25 for e in res.episodes[::2])
+
+
+def test_inference_overrides_for_a_peer_are_refused(ckpt, tmp_path):
+    with pytest.raises(SimError, match="the peer's own"):
+        evaluate(spec(tmp_path, ckpt), "lift", 1, out_dir=tmp_path / "o", workers=0,
+                 inference={"rtc": True}, **FAST)  # fmt: skip
