@@ -14,20 +14,17 @@ with what it reads and emits: ``{"inputs": {"state": {key: dim}, "cameras": {nam
 Then ``{"op": "reset", "seed": s}`` at each episode start and ``{"op": "act", "obs": {...}}``
 each step, answered ``{"action": [...]}`` (or ``{"error": "..."}``). A peer that dies fails
 the episode it was in, with its exit status and last stderr lines, and is restarted for the
-next one. ``serve(make_policy)`` is the peer side, for any object with ``reset(seed)`` and
-``act(obs) -> action``.
+next one. The peer side is ``sim.peer_wire.serve``.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,30 +32,11 @@ from typing import Any
 import numpy as np
 
 from .errors import SimError
+from .peer_wire import decode, encode
 
 
 class PeerError(SimError):
     """The peer process failed or broke the protocol; the message says how."""
-
-
-def encode(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        data = base64.b64encode(np.ascontiguousarray(value).tobytes()).decode()
-        return {"__array__": [value.dtype.str, list(value.shape), data]}
-    if isinstance(value, Mapping):
-        return {k: encode(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if "__array__" in value:
-            dtype, shape, data = value["__array__"]
-            return np.frombuffer(base64.b64decode(data), dtype=dtype).reshape(shape)
-        return {k: decode(v) for k, v in value.items()}
-    return value
 
 
 def is_peer_spec(checkpoint: str | os.PathLike) -> bool:
@@ -184,30 +162,3 @@ def load_policy(checkpoint: str | os.PathLike, overrides: Mapping[str, Any]):
     from policies import Policy
 
     return Policy.from_pretrained(checkpoint, **overrides)
-
-
-def serve(make_policy: Callable[[], Any], inputs: Mapping[str, Any], action_dim: int) -> None:
-    """The peer's side: answer uvdiff's requests on stdin/stdout until ``close`` or EOF.
-    ``make_policy()`` returns an object with ``reset(seed)`` and ``act(obs) -> action``."""
-    out = sys.stdout
-    sys.stdout = sys.stderr  # nothing else may write on the protocol's channel
-    policy = make_policy()
-    for line in sys.stdin:
-        msg = decode(json.loads(line))
-        op = msg.get("op")
-        try:
-            if op == "hello":
-                reply: dict[str, Any] = {"inputs": dict(inputs), "action_dim": int(action_dim)}
-            elif op == "reset":
-                policy.reset(msg.get("seed"))
-                reply = {"ok": True}
-            elif op == "act":
-                reply = {"action": np.asarray(policy.act(msg["obs"]), np.float64).tolist()}
-            elif op == "close":
-                return
-            else:
-                reply = {"error": f"unknown op {op!r}"}
-        except Exception as e:  # the evaluator counts the episode as failed, with this
-            reply = {"error": f"{type(e).__name__}: {e}"}
-        out.write(json.dumps(encode(reply)) + "\n")
-        out.flush()

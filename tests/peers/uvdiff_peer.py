@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from policies import Policy  # noqa: E402
-from sim.peer import serve  # noqa: E402
+from sim.peer_wire import serve  # noqa: E402
 
 
 class Served:
