@@ -219,6 +219,24 @@ def test_round_trip(tmp_path):
             assert np.abs(red).max() < 7, (e, cam)
 
 
+def test_policy_layout_concatenates_state_keys_as_lerobots_policies_read_them(tmp_path):
+    source, episodes = make_demo_folder(tmp_path / "demo")
+    groups = {"observation.state": ["grip", "pos"]}
+    exported = export_lerobot(tmp_path / "demo", tmp_path / "lerobot", groups=groups,
+                              progress=False)  # fmt: skip
+    info = json.loads((exported / "meta/info.json").read_text())
+    state = info["features"]["observation.state"]
+    assert state["shape"] == [3] and state["names"] == ["grip_0", "pos_0", "pos_1"]
+    assert "observation.pos" not in info["features"] and "observation.grip" not in info["features"]
+    table = pq.read_table(exported / DATA)
+    values = np.asarray(table.column("observation.state").to_pylist(), np.float32)
+    first = episodes[0]
+    want = np.concatenate([first.state["grip"], first.state["pos"]], axis=1).astype(np.float32)
+    np.testing.assert_array_equal(values[: first.length], want)
+    with pytest.raises(DemoFolderError, match="cannot be grouped"):
+        export_lerobot(tmp_path / "demo", tmp_path / "bad", groups={"x": ["nope"]}, progress=False)
+
+
 # ---------------------------------------------------------------------- (c) LeRobot's layout
 
 

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         + "\n".join(f"  {k:<11} {v}" for k, v in FORMATS.items())
         + "\n\nexamples:\n  uvdiff-convert lift_ph.hdf5 demos/lift\n"
         "  uvdiff-convert ~/.cache/huggingface/lerobot/user/ds demos/ds\n"
-        "  uvdiff-convert demos/lift lerobot/lift --from to-lerobot\n"
+        "  uvdiff-convert demos/lift lerobot/lift --from to-lerobot --layout policy\n"
         "  uvdiff-convert bags/ demos/arm --topics topics.yaml --task 'open the door'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -67,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fps", type=float, help="rosbag: rate (default: from the actions)")
     parser.add_argument("--task", help="rosbag: the task string of every episode")
+    parser.add_argument(
+        "--layout",
+        choices=["keys", "policy"],
+        default="keys",
+        help="to-lerobot: keys (observation.<key> per state key) or policy (the robot's keys "
+        "as observation.state, the object's as observation.environment_state: what LeRobot's "
+        "policies read)",
+    )
     args = parser.parse_args(argv)
     try:
         fmt = args.fmt or detect_format(args.src)
@@ -94,9 +102,11 @@ def main(argv: list[str] | None = None) -> int:
 
             import_lerobot(args.src, args.out, progress=progress)
         else:
-            from .lerobot import export_lerobot
+            from ..folder import DemoFolder
+            from .lerobot import export_lerobot, policy_groups
 
-            export_lerobot(args.src, args.out, progress=progress)
+            groups = policy_groups(DemoFolder(args.src).info) if args.layout == "policy" else None
+            export_lerobot(args.src, args.out, groups=groups, progress=progress)
     except DemoFolderError as e:
         for problem in e.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -23,7 +23,7 @@ from .layout import (
     VIDEO_PATH,
 )
 from .read import import_lerobot
-from .write import export_lerobot
+from .write import export_lerobot, policy_groups
 
 __all__ = [
     "DATA_PATH",
@@ -37,4 +37,5 @@ __all__ = [
     "VIDEO_PATH",
     "export_lerobot",
     "import_lerobot",
+    "policy_groups",
 ]

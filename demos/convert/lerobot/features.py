@@ -104,7 +104,11 @@ def _features(info: DatasetInfo, keys: dict, cams: dict, codec: str) -> dict[str
         return {"dtype": "float32", "shape": [dim], "names": [f"{prefix}_{i}" for i in range(dim)]}
 
     fps = int(info.fps) if float(info.fps).is_integer() else info.fps
-    feats = {key: vector(info.state[name], name) for name, key in keys.items()}
+    feats = {}
+    for key, names in keys.items():  # feature -> the state keys it concatenates
+        dims = [(n, info.state[n]) for n in names]
+        feats[key] = {"dtype": "float32", "shape": [sum(d for _, d in dims)],
+                      "names": [f"{n}_{i}" for n, d in dims for i in range(d)]}  # fmt: skip
     for cam, key in cams.items():
         h, w = info.cameras[cam]
         video = {"video.height": h, "video.width": w, "video.codec": codec}

@@ -25,19 +25,38 @@ from .layout import DATA_PATH, EPISODES_PATH, INFO
 from .mp4 import _codec_name, _Mp4, _video_rel
 from .stats import _aggregate, _image_stats, _jsonable, _stats
 
+ENV_STATE_KEYS = ("object",)  # state keys that describe the scene, not the robot
 
-def export_lerobot(demo_dir: str | Path, out: str | Path, *, progress: bool = True) -> Path:
+
+def policy_groups(info: DatasetInfo) -> dict[str, list[str]]:
+    """The layout LeRobot's policies read: the robot's state keys concatenated as
+    ``observation.state``, the scene's (``ENV_STATE_KEYS``) as ``observation.environment_state``."""
+    robot = [k for k in info.state if k not in ENV_STATE_KEYS]
+    scene = [k for k in info.state if k in ENV_STATE_KEYS]
+    groups = {"observation.state": robot} if robot else {}
+    return groups | ({"observation.environment_state": scene} if scene else {})
+
+
+def export_lerobot(
+    demo_dir: str | Path,
+    out: str | Path,
+    *,
+    groups: dict[str, list[str]] | None = None,
+    progress: bool = True,
+) -> Path:
     """Write demo folder ``demo_dir`` as a new LeRobot v3.0 dataset ``out``.
 
     LeRobot assumes a constant rate and finds frames by timestamp, so timestamps are written
     as t / fps; each camera gets one H.264 mp4 holding all episodes back to back.
-    State key ``k`` becomes ``observation.k``, camera ``c`` becomes ``observation.images.c``.
+    State key ``k`` becomes ``observation.k``, camera ``c`` becomes ``observation.images.c``;
+    ``groups`` (feature -> state keys, e.g. ``policy_groups(info)``) concatenates keys into one
+    feature instead, its names ``<key>_<i>`` saying which values came from where.
     """
     folder = DemoFolder(demo_dir)
     info, ids = folder.info, folder.episode_ids
     _check_exportable(info, ids)
     rate = Fraction(info.fps).limit_denominator(1001)
-    keys = {name: f"observation.{name}" for name in info.state}
+    keys = _state_features(info, groups or {})
     cams = {cam: f"observation.images.{cam}" for cam in info.cameras}
     tasks: dict[str, int] = {}  # task -> task_index, in order of first use as LeRobot does
     columns: dict[str, list[np.ndarray]] = {}
@@ -73,6 +92,17 @@ def export_lerobot(demo_dir: str | Path, out: str | Path, *, progress: bool = Tr
     return Path(out)
 
 
+def _state_features(info: DatasetInfo, groups: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Feature name -> the state keys it holds, in order: the groups, then every other key."""
+    grouped = [k for ks in groups.values() for k in ks]
+    unknown = sorted(set(grouped) - set(info.state))
+    if unknown or len(grouped) != len(set(grouped)):
+        raise DemoFolderError(f"state keys {unknown or grouped} cannot be grouped "
+                              f"(keys: {list(info.state)})", DATASET_JSON)  # fmt: skip
+    rest = {f"observation.{k}": [k] for k in info.state if k not in grouped}
+    return {**{feat: list(ks) for feat, ks in groups.items() if ks}, **rest}
+
+
 def _check_exportable(info: DatasetInfo, ids: list[str]) -> None:
     if not ids:
         raise DemoFolderError("holds no episode", "episodes/")
@@ -90,7 +120,7 @@ def _episode_columns(
     a = folder.read_lowdim(ep)
     T = len(a["action"])
     task = folder.info.tasks[int(a["task_index"])] if "task_index" in a else ""
-    return {keys[k]: a[k] for k in folder.info.state} | {
+    return {feat: np.concatenate([a[k] for k in ks], axis=1) for feat, ks in keys.items()} | {
         "action": a["action"],
         "timestamp": (np.arange(T) / float(rate)).astype(np.float32),
         "frame_index": np.arange(T, dtype=np.int64),
