@@ -112,6 +112,9 @@ class PeerPolicy:
             proc.stdin.write(json.dumps(encode(msg)) + "\n")
             proc.stdin.flush()
             line = proc.stdout.readline()
+            while line and not line.startswith("{"):  # a library's print on the channel
+                self._stderr.append("stdout: " + line.rstrip())
+                line = proc.stdout.readline()
         except (BrokenPipeError, OSError):
             line = ""
         if not line:

@@ -40,10 +40,12 @@ def decode(value: Any) -> Any:
     return value
 
 
-def serve(make_policy: Callable[[], Any], inputs: Mapping[str, Any], action_dim: int) -> None:
+def serve(
+    make_policy: Callable[[], Any], inputs: Mapping[str, Any], action_dim: int, out=None
+) -> None:
     """The peer's side: answer uvdiff's requests on stdin/stdout until ``close`` or EOF.
     ``make_policy()`` returns an object with ``reset(seed)`` and ``act(obs) -> action``."""
-    out = sys.stdout
+    out = out or sys.stdout  # ``out``: the real stdout, for a peer that redirected it early
     sys.stdout = sys.stderr  # nothing else may write on the protocol's channel
     policy = make_policy()
     for line in sys.stdin:
