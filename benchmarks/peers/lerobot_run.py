@@ -1,0 +1,93 @@
+"""LeRobot's policies on uvdiff's demos, scored by uvdiff-eval: venv, export, check, train, eval.
+
+Optional, outside ``make test``. Each stage is skipped when its output is there (resumable):
+
+  venv    LeRobot's own venv from PyPI: torch first (pinned), then lerobot==0.4.4
+  export  ``uvdiff-convert DEMOS --from to-lerobot --layout policy`` (observation.state,
+          observation.environment_state, observation.images.*)
+  check   LeRobot's own dataset loader and policy config on the export (lerobot_check.py)
+  train   LeRobot's own training command, ``lerobot-train --policy.type=diffusion|act``
+  eval    ``uvdiff-eval checkpoint=PEER.yaml`` (lerobot_server.py behind the peer protocol)
+
+    .venv/bin/python benchmarks/peers/lerobot_run.py --demos DEMOS --out /tmp/lr \\
+        --policy diffusion --steps 2000 --env lift --episodes 50 --seed 3000
+
+ACT's default backbone downloads ImageNet weights; it is trained here with
+``--policy.pretrained_backbone_weights=null`` (no download). Videos are decoded with PyAV
+(torchcodec needs FFmpeg's shared libraries, which this machine lacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+TORCH = ["torch==2.9.1", "torchvision==0.24.1"]  # what lerobot 0.4.4 accepts (torch < 2.11)
+LEROBOT = "lerobot==0.4.4"
+
+
+def run(cmd: list[str], log: Path) -> None:
+    print("+", " ".join(map(str, cmd)), flush=True)
+    with open(log, "a") as f:
+        done = subprocess.run(list(map(str, cmd)), stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"failed ({done.returncode}); see {log}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--demos", type=Path, required=True, help="a uvdiff demo folder")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--venv", type=Path, default=Path("/tmp/lerobot-venv"))
+    p.add_argument("--policy", choices=["diffusion", "act"], default="diffusion")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--env", default="lift")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--seed", type=int, default=3000)
+    p.add_argument("--until", choices=["venv", "export", "check", "train", "eval"], default="eval")
+    a = p.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    log, py = a.out / "run.log", a.venv / "bin" / "python"
+    stages = ["venv", "export", "check", "train", "eval"]
+    todo = stages[: stages.index(a.until) + 1]
+    t0 = time.perf_counter()
+    if "venv" in todo and not py.exists():
+        run([sys.executable, "-m", "venv", a.venv], log)
+        run([py, "-m", "pip", "install", "-q", *TORCH], log)
+        run([py, "-m", "pip", "install", "-q", LEROBOT, *TORCH], log)
+    dataset = a.out / "lerobot_dataset"
+    if "export" in todo and not dataset.exists():
+        run([ROOT / ".venv/bin/uvdiff-convert", a.demos, dataset, "--from", "to-lerobot",
+             "--layout", "policy", "--no-progress"], log)  # fmt: skip
+    if "check" in todo:
+        run([py, HERE / "lerobot_check.py", dataset], log)
+    train = a.out / f"train_{a.policy}"
+    model = train / "checkpoints" / "last" / "pretrained_model"
+    if "train" in todo and not model.exists():
+        extra = ["--policy.pretrained_backbone_weights=null"] if a.policy == "act" else []
+        run([a.venv / "bin/lerobot-train", "--dataset.repo_id=local/uvdiff",
+             f"--dataset.root={dataset}", "--dataset.video_backend=pyav",
+             f"--policy.type={a.policy}", "--policy.device=cpu", "--policy.push_to_hub=false",
+             f"--steps={a.steps}", f"--batch_size={a.batch_size}", f"--save_freq={a.steps}",
+             "--num_workers=0", "--wandb.enable=false", f"--output_dir={train}", *extra],
+            log)  # fmt: skip
+    if "eval" in todo:
+        spec = a.out / f"peer_{a.policy}.yaml"
+        spec.write_text(
+            f"command: [{py}, {HERE / 'lerobot_server.py'}, --policy, {model}, "
+            f"--dataset, {dataset}]\nname: lerobot {a.policy}\ntimeout: 600\n"
+        )
+        run([ROOT / ".venv/bin/uvdiff-eval", f"checkpoint={spec}", f"env={a.env}",
+             f"episodes={a.episodes}", f"seed={a.seed}", "workers=1", "videos=0",
+             f"out_dir={a.out / f'eval_{a.policy}'}", "progress=false"], log)  # fmt: skip
+    print(f"done in {(time.perf_counter() - t0) / 60:.1f} min; log: {log}")
+
+
+if __name__ == "__main__":
+    main()
