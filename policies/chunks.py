@@ -17,6 +17,7 @@ chunk arrives.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
@@ -101,3 +102,10 @@ def seam_ratio(parts: Sequence[Mapping[str, Sequence[float]]]) -> dict[str, floa
         mean[key] = total / n if n else None
     h, w = mean["handover"], mean["within"]
     return {**mean, "ratio": h / w if h is not None and w else None}
+
+
+def committed_ticks(latency_s: float, period_s: float, floor: int = 0) -> int:
+    """Actions of a chunk planned now that run from the old chunk: the observation's own tick
+    (passed by the time any plan arrives) and each tick due before the plan is in, i.e.
+    ``max(1, ceil(latency / period))``, at least ``floor``."""
+    return max(int(floor), 1, math.ceil(max(latency_s, 0.0) / period_s - 1e-9))

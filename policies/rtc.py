@@ -57,10 +57,3 @@ class Inpainted:
         c_skip, c_out, c_in = scalings(sigma, self.sigma_data)
         d = c_skip * (x_in / c_in) + c_out * f
         return f + self.weights * (self.target - d) / c_out
-
-
-def committed_ticks(latency_s: float, period_s: float, floor: int = 0) -> int:
-    """Actions of a chunk planned now that run from the old chunk: the observation's own tick
-    (passed by the time any plan arrives) and each tick due before the plan is in, i.e.
-    ``max(1, ceil(latency / period))``, at least ``floor``."""
-    return max(int(floor), 1, math.ceil(max(latency_s, 0.0) / period_s - 1e-9))

@@ -33,8 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.chunks import plan_due, scheduled_action
-from policies.rtc import committed_ticks
+from policies.chunks import committed_ticks, plan_due, scheduled_action
 
 from .robot import EStopped
 from .shield import Shield

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from policies import Policy
+from policies.chunks import committed_ticks
 from policies.edm import Denoiser
 from policies.guidance import Guided
-from policies.rtc import Inpainted, committed_ticks, overlap_weights
+from policies.rtc import Inpainted, overlap_weights
 from policies.samplers import get_sampler
 from sim.testing import mlp_policy, synthetic_folder, train_checkpoint
 
