@@ -124,8 +124,9 @@ def plot(results: dict[str, dict], path: Path, title: str) -> None:
             ratio.append(np.nan if jump is None else jump)
             labels.append("" if mode == "ensemble" or seams.get("ratio") is None
                           else f"{seams['ratio']:.2f}x")  # fmt: skip
-        ax_s.bar(xs, ys, width, yerr=err, capsize=3, label=mode)
-        bars = ax_j.bar(xs, ratio, width, label=mode)
+        color = {"plain": "C0", "ensemble": "C1", "rtc": "C2"}[mode]  # the same in every plot
+        ax_s.bar(xs, ys, width, yerr=err, capsize=3, label=mode, color=color)
+        bars = ax_j.bar(xs, ratio, width, label=mode, color=color)
         ax_j.bar_label(bars, labels, fontsize=7)
     for ax in (ax_s, ax_j):
         ax.set_xticks(range(len(delays)), [f"d={d}" for d in delays])
