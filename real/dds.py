@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
@@ -43,8 +43,8 @@ from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
 from . import ros2_msgs as msgs
-from .ros_robot import RosRobot
-from .ros_topics import Reconnect, RobotTopics
+from .ros_robot import Ros2Robot
+from .ros_topics import Reconnect
 
 log = logging.getLogger("uvdiff.dds")
 
@@ -267,7 +267,7 @@ class DdsTransport:
                 log.debug("dds: closing the participant: %s", e)
 
 
-class DdsRobot(RosRobot):
+class DdsRobot(Ros2Robot):
     """A ``real.Robot`` on a ROS 2 graph over DDS; arguments as in
     ``configs/robot/panda_dds.yaml`` (the topic lists as for ``RosbridgeRobot``)."""
 
@@ -277,19 +277,9 @@ class DdsRobot(RosRobot):
     def __init__(
         self,
         *,
-        state: Sequence[Mapping[str, Any]],
-        command: Mapping[str, Any] | None,
-        cameras: Sequence[Mapping[str, Any]] = (),
-        info: Sequence[Mapping[str, Any]] = (),
-        estop: Mapping[str, Any] | None = None,
         domain_id: int | None = None,
         config: str | None = None,
         qos: Mapping[str, str] | None = None,
-        stamp: str = "header",
-        connect_timeout: float = 10.0,
-        buffer: int = 16,
-        **_: Any,
+        **topics: Any,
     ):
-        topics = RobotTopics(state, command, cameras, info, estop, 2, stamp)
-        link = DdsTransport(domain_id, config=config, qos=qos)
-        super().__init__(link, topics, connect_timeout=connect_timeout, buffer=buffer, settle=0.0)
+        super().__init__(DdsTransport(domain_id, config=config, qos=qos), **topics)

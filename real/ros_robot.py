@@ -29,8 +29,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -299,3 +299,26 @@ class RosRobot:
     def _shutdown(self) -> None:
         self.link.close()
         self._cmd_topic = None
+
+
+class Ros2Robot(RosRobot):
+    """A ``RosRobot`` on a ROS 2 graph reached natively (``real.dds``, ``real.zenoh_link``): the
+    topic lists as for ``RosbridgeRobot``, ROS 2 spellings, and no settle time (endpoints match
+    on discovery, not on a TCP connection made after advertising)."""
+
+    def __init__(
+        self,
+        link: Transport,
+        *,
+        state: Sequence[Mapping[str, Any]],
+        command: Mapping[str, Any] | None,
+        cameras: Sequence[Mapping[str, Any]] = (),
+        info: Sequence[Mapping[str, Any]] = (),
+        estop: Mapping[str, Any] | None = None,
+        stamp: str = "header",
+        connect_timeout: float = 10.0,
+        buffer: int = 16,
+        **_: Any,
+    ):
+        topics = RobotTopics(state, command, cameras, info, estop, 2, stamp)
+        super().__init__(link, topics, connect_timeout=connect_timeout, buffer=buffer, settle=0.0)

@@ -30,8 +30,8 @@ from typing import Any
 
 from . import rmw_zenoh as rz
 from . import ros2_msgs as msgs
-from .ros_robot import RosRobot
-from .ros_topics import Reconnect, RobotTopics
+from .ros_robot import Ros2Robot
+from .ros_topics import Reconnect
 
 log = logging.getLogger("uvdiff.zenoh")
 
@@ -249,7 +249,7 @@ class ZenohTransport:
                 log.debug("zenoh: closing the session: %s", e)
 
 
-class ZenohRobot(RosRobot):
+class ZenohRobot(Ros2Robot):
     """A ``real.Robot`` on an rmw_zenoh graph; arguments as in ``configs/robot/panda_zenoh.yaml``
     (the topic lists as for ``RosbridgeRobot``)."""
 
@@ -259,21 +259,12 @@ class ZenohRobot(RosRobot):
     def __init__(
         self,
         *,
-        state: Sequence[Mapping[str, Any]],
-        command: Mapping[str, Any] | None,
-        cameras: Sequence[Mapping[str, Any]] = (),
-        info: Sequence[Mapping[str, Any]] = (),
-        estop: Mapping[str, Any] | None = None,
         domain_id: int | None = None,
         distro: str = "jazzy",
         connect: Sequence[str] = ("tcp/localhost:7447",),
         listen: Sequence[str] = (),
         qos: Mapping[str, str] | None = None,
-        stamp: str = "header",
-        connect_timeout: float = 10.0,
-        buffer: int = 16,
-        **_: Any,
+        **topics: Any,
     ):
-        topics = RobotTopics(state, command, cameras, info, estop, 2, stamp)
         link = ZenohTransport(domain_id, distro=distro, connect=connect, listen=listen, qos=qos)
-        super().__init__(link, topics, connect_timeout=connect_timeout, buffer=buffer, settle=0.0)
+        super().__init__(link, **topics)
