@@ -107,6 +107,7 @@ class Peer:
             )
         ]
         self.seq = 0
+        self.token_of: dict = {}
 
     def _token(self, sample):
         if sample.kind == zenoh.SampleKind.PUT:
@@ -128,6 +129,7 @@ class Peer:
             hash_=hash_,
         )
         self.decl.append(self.session.liveliness().declare_token(token))
+        self.token_of[(kind, topic)] = self.decl[-1]
         return f"{self.domain}/{topic.strip('/')}/{dds}/{hash_}"
 
     def publisher(self, topic, ros_type, hash_):
@@ -151,7 +153,10 @@ class Peer:
 
     def close(self):
         for d in reversed(self.decl):
-            d.undeclare()
+            try:
+                d.undeclare()
+            except zenoh.ZError:  # undeclared by the test already
+                pass
         self.session.close()
 
 
@@ -325,5 +330,16 @@ def test_samples_without_rmw_zenohs_attachment_or_with_bad_cdr_are_dropped_and_c
         peer.session.put(key, b"\x00\x01\x00\x00\xff", attachment=att)  # truncated CDR
         assert _wait(lambda: robot.link.malformed >= 2)
         assert robot.observe().state["gripper_qpos"].shape == (2,)  # the good ones still count
+    finally:
+        robot.close()
+
+
+def test_a_publisher_whose_token_goes_is_counted_as_lost(peer):
+    robot = _robot(peer)
+    robot.connect()
+    try:
+        peer.token_of[("publisher", "/joint_states")].undeclare()  # the node left the graph
+        assert _wait(lambda: robot.disconnects >= 1)
+        assert any("every publisher of /joint_states left" in e for e in robot.errors)
     finally:
         robot.close()
