@@ -4,7 +4,8 @@
 
 1. Round trip on loopback: ``DdsTransport`` publishes, an echo node in its own process (its own
    type declarations) sends each sample straight back, p50/p95 for a 7-D Float64MultiArray and
-   a 9-joint JointState at 100 Hz and a 96x96 rgb8 Image at 30 Hz. Beside it, the same through
+   a 9-joint JointState at 100 Hz and a 96x96 rgb8 Image at 30 Hz. Beside it, the same over
+   Zenoh as rmw_zenoh carries it (``ZenohTransport`` against a Zenoh echo node), and through
    rosbridge and ROS 1 (``bench_rosbridge.echo``), unless ``--no-rosbridge``.
 2. The deploy loop over DDS (``DdsRobot``, shield, a 3-step state policy; then an 84x84 image
    policy on the arm's raw camera) against the DDS arm node at 50 Hz, at rising rates.
@@ -90,6 +91,44 @@ def dds_echo(domain: int, kind: str, type_: str, rate: float, n: int) -> list[fl
     return rtt[:n]
 
 
+def zenoh_echo(port: int, kind: str, type_: str, rate: float, n: int) -> list[float]:
+    """The same round trip over Zenoh as rmw_zenoh carries it (``ZenohTransport``, Jazzy keys,
+    attachments), against an echo node in its own process."""
+    from real.ros_topics import Reconnect
+    from real.zenoh_link import ZenohTransport
+
+    link = ZenohTransport(0, connect=[f"tcp/127.0.0.1:{port}"])
+    link.connect(5.0, Reconnect.from_config(None), lambda: None, lambda text: None)
+    sent: dict[int, float] = {}
+    rtt: list[float] = []
+    done = threading.Event()
+
+    def back(msg):
+        k = int(msg["header"]["frame_id"]) if "header" in msg else int(msg["data"][0])
+        t0 = sent.pop(k, None)
+        if t0 is not None:
+            rtt.append(time.perf_counter() - t0)
+        if len(rtt) >= n:
+            done.set()
+
+    link.subscribe(f"/bench/pong_{kind}", type_, back)
+    link.advertise(f"/bench/ping_{kind}", type_)
+    time.sleep(1.0)
+    for k in range(20):  # warm the route up: the first samples wait for it to be set up
+        link.publish(f"/bench/ping_{kind}", messages(kind, 10_000 + k))
+        time.sleep(0.05)
+    time.sleep(1.0)
+    period, nxt = 1.0 / rate, time.perf_counter()
+    for k in range(n + 10):
+        sent[k] = time.perf_counter()
+        link.publish(f"/bench/ping_{kind}", messages(kind, k))
+        nxt += period
+        time.sleep(max(0.0, nxt - time.perf_counter()))
+    done.wait(5)
+    link.close()
+    return rtt[:n]
+
+
 def loop_rates(domain: int, ckpt: Path, rates, ticks: int, cameras: bool) -> list[dict]:
     import yaml
     from dds_types import LOOPBACK
@@ -145,6 +184,18 @@ def main() -> None:
         for kind, type_, rate in kinds:
             rtt = dds_echo(domain, kind, type_, rate, n)
             results[f"dds_rtt_{kind}"] = rtt
+            print(f"  {kind} at {rate} Hz: {pct(rtt)}", flush=True)
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        procs.append(start([str(ROOT / "tests/rosrig/zenoh_echo.py"), "--port", str(port)],
+                           "echo ready"))  # fmt: skip
+        print("round trips over Zenoh (rmw_zenoh's keys and attachments, loopback):")
+        for kind, type_, rate in kinds:
+            rtt = zenoh_echo(port, kind, type_, rate, n)
+            results[f"zenoh_rtt_{kind}"] = rtt
             print(f"  {kind} at {rate} Hz: {pct(rtt)}", flush=True)
         if not a.no_rosbridge:
             from bench_rosbridge import echo, image_msg

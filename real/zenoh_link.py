@@ -187,7 +187,7 @@ class ZenohTransport:
     def advertise(self, topic: str, type: str, *, queue_size: int = 1) -> None:
         cls = msgs.message_class(type)
         key, kind, hash_ = self._key(topic, cls)
-        publisher = self.session.declare_publisher(key)
+        publisher = self.session.declare_publisher(key, express=True)  # no batching delay
         self._decl.append(publisher)
         self._pubs[topic] = (publisher, cls, self._endpoint("publisher", topic, kind, hash_))
         self._seq[topic] = 0
