@@ -56,14 +56,9 @@ def messages(kind: str, k: int) -> dict:
             "step": 288, "data": img.tobytes()}  # fmt: skip
 
 
-def dds_echo(domain: int, kind: str, type_: str, rate: float, n: int) -> list[float]:
-    from dds_types import LOOPBACK
-
-    from real.dds import DdsTransport
-    from real.ros_topics import Reconnect
-
-    link = DdsTransport(domain, config=LOOPBACK)
-    link.connect(5.0, Reconnect.from_config(None), lambda: None, lambda text: None)
+def round_trip(link, kind: str, type_: str, rate: float, n: int) -> list[float]:
+    """Round trips of ``n`` messages through a connected transport and an echo node that sends
+    ``/bench/ping_<kind>`` back on ``/bench/pong_<kind>``; the link is closed after."""
     sent: dict[int, float] = {}
     rtt: list[float] = []
     done = threading.Event()
@@ -78,42 +73,7 @@ def dds_echo(domain: int, kind: str, type_: str, rate: float, n: int) -> list[fl
 
     link.subscribe(f"/bench/pong_{kind}", type_, back)
     link.advertise(f"/bench/ping_{kind}", type_)
-    time.sleep(1.5)  # discovery
-    period, nxt = 1.0 / rate, time.perf_counter()
-    for k in range(n + 10):
-        msg = messages(kind, k)
-        sent[k] = time.perf_counter()
-        link.publish(f"/bench/ping_{kind}", msg)
-        nxt += period
-        time.sleep(max(0.0, nxt - time.perf_counter()))
-    done.wait(5)
-    link.close()
-    return rtt[:n]
-
-
-def zenoh_echo(port: int, kind: str, type_: str, rate: float, n: int) -> list[float]:
-    """The same round trip over Zenoh as rmw_zenoh carries it (``ZenohTransport``, Jazzy keys,
-    attachments), against an echo node in its own process."""
-    from real.ros_topics import Reconnect
-    from real.zenoh_link import ZenohTransport
-
-    link = ZenohTransport(0, connect=[f"tcp/127.0.0.1:{port}"])
-    link.connect(5.0, Reconnect.from_config(None), lambda: None, lambda text: None)
-    sent: dict[int, float] = {}
-    rtt: list[float] = []
-    done = threading.Event()
-
-    def back(msg):
-        k = int(msg["header"]["frame_id"]) if "header" in msg else int(msg["data"][0])
-        t0 = sent.pop(k, None)
-        if t0 is not None:
-            rtt.append(time.perf_counter() - t0)
-        if len(rtt) >= n:
-            done.set()
-
-    link.subscribe(f"/bench/pong_{kind}", type_, back)
-    link.advertise(f"/bench/ping_{kind}", type_)
-    time.sleep(1.0)
+    time.sleep(1.0)  # discovery
     for k in range(20):  # warm the route up: the first samples wait for it to be set up
         link.publish(f"/bench/ping_{kind}", messages(kind, 10_000 + k))
         time.sleep(0.05)
@@ -127,6 +87,27 @@ def zenoh_echo(port: int, kind: str, type_: str, rate: float, n: int) -> list[fl
     done.wait(5)
     link.close()
     return rtt[:n]
+
+
+def dds_link(domain: int):
+    from dds_types import LOOPBACK
+
+    from real.dds import DdsTransport
+    from real.ros_topics import Reconnect
+
+    link = DdsTransport(domain, config=LOOPBACK)
+    link.connect(5.0, Reconnect.from_config(None), lambda: None, lambda text: None)
+    return link
+
+
+def zenoh_link(port: int):
+    """``ZenohTransport`` with rmw_zenoh's keys (Jazzy) and attachments, to the echo node."""
+    from real.ros_topics import Reconnect
+    from real.zenoh_link import ZenohTransport
+
+    link = ZenohTransport(0, connect=[f"tcp/127.0.0.1:{port}"])
+    link.connect(5.0, Reconnect.from_config(None), lambda: None, lambda text: None)
+    return link
 
 
 def loop_rates(domain: int, ckpt: Path, rates, ticks: int, cameras: bool) -> list[dict]:
@@ -182,7 +163,7 @@ def main() -> None:
     try:
         print(f"round trips over DDS (domain {domain}, loopback):")
         for kind, type_, rate in kinds:
-            rtt = dds_echo(domain, kind, type_, rate, n)
+            rtt = round_trip(dds_link(domain), kind, type_, rate, n)
             results[f"dds_rtt_{kind}"] = rtt
             print(f"  {kind} at {rate} Hz: {pct(rtt)}", flush=True)
         import socket
@@ -194,7 +175,7 @@ def main() -> None:
                            "echo ready"))  # fmt: skip
         print("round trips over Zenoh (rmw_zenoh's keys and attachments, loopback):")
         for kind, type_, rate in kinds:
-            rtt = zenoh_echo(port, kind, type_, rate, n)
+            rtt = round_trip(zenoh_link(port), kind, type_, rate, n)
             results[f"zenoh_rtt_{kind}"] = rtt
             print(f"  {kind} at {rate} Hz: {pct(rtt)}", flush=True)
         if not a.no_rosbridge:

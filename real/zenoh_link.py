@@ -76,6 +76,7 @@ class ZenohTransport:
         self._ids = iter(range(1, 1 << 30))
         self._lock = threading.Lock()
         self._graph: dict[str, list[str]] = {}  # token -> its chunks
+        self._heard: set[str] = set()  # topics with a subscription token on the graph
         self._reading: dict[str, tuple[str, str]] = {}  # topic -> (our type, our hash)
         self._named: set[str] = set()
         self.malformed = 0
@@ -101,12 +102,12 @@ class ZenohTransport:
         self.session = zenoh.open(cfg)
         self.zid = str(self.session.zid())
         self.node_id = 0
-        self._token("node", rz.liveliness_token(self.domain, self.zid, 0, 0, "node", self.node))
+        self._token(rz.liveliness_token(self.domain, self.zid, 0, 0, "node", self.node))
         graph = f"{rz.ADMIN_SPACE}/{self.domain}/**"
         self._decl.append(self.session.liveliness().declare_subscriber(
             graph, self._on_token, history=True))  # fmt: skip
 
-    def _token(self, kind: str, token: str) -> bytes:
+    def _token(self, token: str) -> bytes:
         self._decl.append(self.session.liveliness().declare_token(token))
         return rz.gid_of(token)
 
@@ -117,21 +118,24 @@ class ZenohTransport:
         if len(parts) < 13 or parts[5] not in ("MP", "MS"):
             return
         topic = parts[9].replace("%", "/")
-        if sample.kind == zenoh.SampleKind.DELETE:
-            with self._lock:
-                self._graph.pop(token, None)
-                left = parts[5] == "MP" and topic in self._reading and not self._publishers(topic)
-            if left:
-                self._on_error(f"every publisher of {topic} left")
-                self._on_lost()
-            return
+        gone = sample.kind == zenoh.SampleKind.DELETE
         with self._lock:
-            self._graph[token] = parts
-        if parts[5] == "MP":
+            if gone:
+                self._graph.pop(token, None)
+            else:
+                self._graph[token] = parts
+            # topics someone subscribes to, kept here (graph changes are rare, publishes not)
+            self._heard = {p[9].replace("%", "/") for p in self._graph.values() if p[5] == "MS"}
+            left = gone and parts[5] == "MP" and topic in self._reading
+            left = left and not self._publishers(topic)
+        if left:
+            self._on_error(f"every publisher of {topic} left")
+            self._on_lost()
+        if not gone and parts[5] == "MP":
             self._check(topic)
 
-    def _publishers(self, topic: str, kind: str = "MP") -> list[list[str]]:
-        return [p for p in self._graph.values() if p[5] == kind and p[9].replace("%", "/") == topic]
+    def _publishers(self, topic: str) -> list[list[str]]:
+        return [p for p in self._graph.values() if p[5] == "MP" and p[9].replace("%", "/") == topic]
 
     def _check(self, topic: str) -> None:
         """Name a publisher that announces ``topic`` under another type or hash (a Humble node
@@ -160,7 +164,7 @@ class ZenohTransport:
         token = rz.liveliness_token(self.domain, self.zid, self.node_id, next(self._ids), kind,
                                     self.node, topic=topic, dds_type=dds_type, hash_=hash_,
                                     qos=qos)  # fmt: skip
-        return self._token(kind, token)
+        return self._token(token)
 
     def subscribe(self, topic, type, callback, *, queue_length=0, throttle_ms=0) -> None:
         cls = msgs.message_class(type)
@@ -197,7 +201,7 @@ class ZenohTransport:
             raise RuntimeError(f"publish on {topic} before advertise")
         publisher, cls, gid = self._pubs[topic]
         with self._lock:
-            heard = bool(self._publishers(topic, "MS"))
+            heard = topic in self._heard
             self._seq[topic] += 1
             seq = self._seq[topic]
         if not heard:

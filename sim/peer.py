@@ -51,13 +51,9 @@ class PeerConfig:
     state: dict[str, int]
     cameras: dict[str, list[int]]
     action_dim: int
-    name: str = "peer"
     embeddings: dict[str, int] = field(default_factory=dict)
     backbone: None = None
-    goal: str = "none"
     uses_goal: bool = False
-    resolved_goal_keys: list[str] = field(default_factory=list)
-    subgoal_cut: str = "uvd"
 
 
 class PeerPolicy:
@@ -84,7 +80,7 @@ class PeerPolicy:
             self.config = PeerConfig(
                 {k: int(d) for k, d in (inputs.get("state") or {}).items()},
                 {c: [int(x) for x in hw] for c, hw in (inputs.get("cameras") or {}).items()},
-                int(hello["action_dim"]), self.name,
+                int(hello["action_dim"]),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as e:
             raise PeerError(f"{self.spec}: the peer's hello lacks {e} ({hello})") from None
@@ -128,10 +124,6 @@ class PeerPolicy:
         return reply
 
     # ------------------------------------------------------------------ Policy's interface
-    @property
-    def needs_goal(self) -> bool:
-        return False
-
     def reset(self, seed: int | None = None) -> None:
         self._call({"op": "reset", "seed": seed})
 
