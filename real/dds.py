@@ -49,6 +49,7 @@ from .ros_topics import Reconnect
 log = logging.getLogger("uvdiff.dds")
 
 QOS_PROFILES = ("default", "sensor_data", "transient_local")
+TYPE_CONSISTENCY_POLICY_ID = 24  # DDS's TypeConsistencyEnforcement: same type name, other fields
 
 
 def qos_profile(name: str) -> Qos:
@@ -170,17 +171,25 @@ class DdsTransport:
 
     def _reader(self, dds_name: str, label: str, cls, deliver) -> DataReader:
         def on_data(reader):
-            try:
-                samples = reader.take(N=64)
-            except Exception as e:  # undecodable bytes on the wire
-                self.malformed += 1
-                self._on_error(f"malformed sample on {label}: {e}")
-                return
-            for sample in samples:
-                if isinstance(sample, IdlStruct):  # not an invalid-sample marker
-                    deliver(sample)
+            for _ in range(256):  # one at a time: a bad sample never takes good ones with it
+                try:
+                    samples = reader.take(N=1)
+                except Exception as e:  # bytes that pass CDR checks but do not decode
+                    self.malformed += 1
+                    self._on_error(f"malformed sample on {label} [#{self.malformed}]: {e}")
+                    continue
+                if not samples:
+                    return
+                if isinstance(samples[0], IdlStruct):  # not an invalid-sample marker
+                    deliver(samples[0])
 
         def on_incompatible(reader, status):
+            if status.last_policy_id == TYPE_CONSISTENCY_POLICY_ID:
+                self._on_error(
+                    f"type mismatch on {label}: a publisher's {msgs.dds_type_name(cls)} has "
+                    "other fields than this one (another message definition or distro)"
+                )
+                return
             self._on_error(
                 f"QoS mismatch on {label}: a publisher cannot match our "
                 f"{self.qos.get(label, 'default')} profile (policy id {status.last_policy_id}); "

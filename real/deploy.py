@@ -96,6 +96,8 @@ def deploy(
             goal.reset()
         policy.reset(seed)
         report = run_loop(robot, policy, shield, loop, goal=goal)
+        health = getattr(robot, "health", None)
+        report.link = health() if callable(health) else {}
     finally:
         robot.close()
     if out is not None:

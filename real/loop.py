@@ -72,6 +72,7 @@ class LoopReport:
     error: str = ""
     subgoal: int | None = None  # goal-conditioned: the relay's subgoal at the end
     subgoal_switches: list[int] = field(default_factory=list)  # ticks where the relay moved on
+    link: dict[str, Any] = field(default_factory=dict)  # the robot link's counters and errors
 
     @property
     def exit_code(self) -> int:
@@ -106,6 +107,9 @@ class LoopReport:
                 f"  subgoal {self.subgoal} at the end; relay moved on at ticks "
                 f"{self.subgoal_switches or 'none'}"
             )
+        counted = {k: v for k, v in self.link.items() if k != "errors" and v}
+        if counted:
+            lines.append(f"  robot link: {counted}")
         if self.error:
             lines.append(f"  error: {self.error}")
         return "\n".join(lines)

@@ -47,6 +47,8 @@ from .ros_topics import (
     trigger_reply,
 )
 
+CLOCK_JUMP_S = 1.0  # header stamps this far back (or ahead of our clock): a jump, not jitter
+
 
 class Transport(Protocol):
     """How a ``RosRobot`` reaches ROS; see the module docstring for the contract."""
@@ -118,6 +120,7 @@ class RosRobot:
         self._kinds = topics.kinds
         self._ref = topics.reference
         self.rejected = 0  # messages dropped on arrival (unreadable, wrong size, NaN/Inf)
+        self.clock_jumps = 0  # a topic's header stamps went back by more than CLOCK_JUMP_S
         self._dims: dict[str, int] = {}
         self._seq = 0
         self._estop = threading.Event()
@@ -187,6 +190,16 @@ class RosRobot:
                 )
             time.sleep(0.01)
 
+    def health(self) -> dict[str, Any]:
+        """What went wrong on the link so far: counters (ours and the transport's) and the
+        last errors, for the deploy report."""
+        counts = {k: getattr(self, k) for k in ("rejected", "clock_jumps", "disconnects",
+                                                "dropped_commands")}  # fmt: skip
+        for k in ("malformed", "unheard"):
+            if hasattr(self.link, k):
+                counts[k] = int(getattr(self.link, k))
+        return {**counts, "errors": self.errors[-5:]}
+
     def _on_error(self, text: str) -> None:
         self.errors.append(text)
         del self.errors[:-100]
@@ -208,6 +221,11 @@ class RosRobot:
                         f"{spec['key']} has {v.size} values, first had {self._dims[spec['key']]}"
                     )
             t = stamp_of(msg) if self.stamp_mode == "header" else None
+            if t is not None and t > now + CLOCK_JUMP_S:
+                raise RobotError(
+                    f"stamped {t - now:.1f} s ahead of this machine's clock (sync the clocks, "
+                    "or set stamp: receipt in the robot config)"
+                )
         except Exception as e:
             self.rejected += 1
             self._on_error(f"rejected a message on {topic}: {e}")
@@ -216,9 +234,21 @@ class RosRobot:
                     "%s: rejected a message on %s (%s) [#%d]", self.label, topic, e, self.rejected
                 )
             return
+        jumped = 0.0
         with self._lock:
-            if self._buffers[topic].add(now if t is None else t, msg) and topic == self._ref:
+            buf = self._buffers[topic]
+            if t is not None and t < buf.newest - CLOCK_JUMP_S:
+                jumped = buf.newest - t  # the sender's clock went back: start the topic over
+                buf.reset()
+                self.clock_jumps += 1
+            if buf.add(now if t is None else t, msg) and topic == self._ref:
                 self._seq += 1
+        if jumped:
+            self._on_error(
+                f"clock jump on {topic}: header stamps went back {jumped:.1f} s; the topic "
+                "restarts from the new clock (states older than the shield's limit are held)"
+            )
+            self.log.warning("%s: clock jump on %s: back %.1f s", self.label, topic, jumped)
 
     def _on_estop(self, msg: dict) -> None:
         if estop_requested(msg):

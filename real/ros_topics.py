@@ -317,6 +317,11 @@ class TopicBuffer:
             return True
         return False
 
+    def reset(self) -> None:
+        """Forget the messages (their stamps belong to a clock that jumped)."""
+        self.items.clear()
+        self.newest = -np.inf
+
     def nearest(self, t: float) -> tuple[float, int, dict] | None:
         if not self.items:
             return None

@@ -359,3 +359,82 @@ def test_a_camera_goal_policy_relays_nearest_over_dds(arm, tmp_path, one_torch_t
                     demo_episode=0, relay=relay, out=tmp_path / "deploy")  # fmt: skip
     assert report.status in ("max_steps", "goal_reached"), report.error
     assert report.sent > 0 and report.subgoal is not None and report.error == ""
+
+
+def test_bytes_that_do_not_decode_are_dropped_and_counted_and_states_keep_coming(arm):
+    """Every 3rd step the node also writes a JointState whose CDR passes DDS's checks but whose
+    name is not UTF-8: each is counted as malformed, none costs a good state."""
+    domain, _ = arm("--garble-every", "3")
+    robot = DdsRobot(**_config(domain))
+    robot.connect()
+    try:
+        seq = robot.observe().seq
+        assert _wait(lambda: robot.link.malformed >= 3, timeout=15), robot.errors
+        assert robot.observe().seq >= seq + 6  # the good ones in between all arrived
+        assert any("malformed sample on /joint_states" in e for e in robot.errors)
+        assert robot.health()["malformed"] == robot.link.malformed
+        assert all(np.isfinite(v).all() for v in robot.observe().state.values())
+    finally:
+        robot.close()
+
+
+def test_a_type_of_the_same_name_with_other_fields_is_named(arm):
+    from dataclasses import dataclass, field
+
+    from cyclonedds.domain import DomainParticipant
+    from cyclonedds.idl import IdlStruct
+    from cyclonedds.pub import DataWriter
+    from cyclonedds.topic import Topic
+
+    @dataclass
+    class Other(IdlStruct, typename="sensor_msgs::msg::dds_::JointState_"):
+        header: peer.Hdr = field(default_factory=peer.Hdr)  # and nothing else
+
+    domain, _ = arm()
+    robot = DdsRobot(**_config(domain))
+    robot.connect()
+    other = DomainParticipant(domain)
+    try:
+        writer = DataWriter(other, Topic(other, "rt/joint_states", Other))
+        writer.write(Other())
+        assert _wait(lambda: any("type mismatch on /joint_states" in e for e in robot.errors))
+        seq = robot.observe().seq
+        assert _wait(lambda: robot.observe().seq > seq + 3)  # the arm's own states still read
+    finally:
+        robot.close()
+
+
+def test_a_clock_jump_back_is_named_and_the_loop_holds_on_the_old_stamps(arm, checkpoint, tmp_path):
+    """The arm's header stamps go 30 s back at its 60th publication: the topic restarts from
+    the new clock (named, counted) and the shield holds every step after, as stale, until the
+    loop ends; no planned action reaches the arm meanwhile."""
+    from real.config import RobotSpec
+    from real.deploy import deploy, make_robot
+    from real.loop import LoopConfig
+
+    domain, status = arm("--clock-jump-at", "60", "--clock-jump-by", "30")
+    cfg = _robot_config(domain, object_state=True)
+    loop = LoopConfig(rate_hz=20, max_steps=100, lost_after=30.0)
+    report = deploy(checkpoint, make_robot(cfg), RobotSpec.from_config(cfg), loop,
+                    policy_settings={"n_action_steps": 4}, out=tmp_path)  # fmt: skip
+    assert report.link["clock_jumps"] >= 1, report.link
+    assert any(
+        "clock jump on /joint_states: header stamps went back" in e for e in report.link["errors"]
+    ), report.link
+    assert report.shield["interventions"]["stale_observation"] >= 30  # held after the jump
+    saved = json.loads((tmp_path / "deploy_report.json").read_text())
+    assert saved["link"]["clock_jumps"] == report.link["clock_jumps"]
+
+
+def test_states_stamped_ahead_of_our_clock_are_rejected_and_named(arm):
+    domain, _ = arm("--clock-jump-at", "30", "--clock-jump-by", "-30")  # 30 s into the future
+    robot = DdsRobot(**_config(domain))
+    robot.connect()
+    try:
+        assert _wait(lambda: robot.rejected >= 3, timeout=15)
+        assert any("ahead of this machine's clock" in e for e in robot.errors), robot.errors
+        seq = robot.observe().seq
+        time.sleep(0.5)
+        assert robot.observe().seq == seq  # nothing from the future became an observation
+    finally:
+        robot.close()

@@ -9,7 +9,9 @@ and with ``--camera`` ``/camera/image`` (Image rgb8, sensor-data QoS: best effor
 ``--estop-after N`` publishes ``/uvdiff/estop`` true after N commands; ``--call-estop-after N``
 calls the ``/uvdiff/estop_trigger`` service instead (rmw_cyclonedds' request header).
 ``--status FILE``: a JSON summary after every step. ``--vanish-at S --return-after R``:
-the node's participant leaves at step S and comes back R seconds later.
+the node's participant leaves at step S and comes back R seconds later. ``--garble-every N``:
+every Nth step also writes a JointState whose bytes do not decode. ``--clock-jump-at N
+--clock-jump-by S``: from the Nth publication on, header stamps are S seconds in the past.
 """
 
 from __future__ import annotations
@@ -55,14 +57,22 @@ RELIABLE = Qos(Policy.Reliability.Reliable(duration(milliseconds=100)), Policy.H
 SENSOR = Qos(Policy.Reliability.BestEffort, Policy.History.KeepLast(5))
 
 
-def stamp_now() -> Hdr:
-    t = time.time()
+def stamp_now(offset: float = 0.0) -> Hdr:
+    t = time.time() + offset
     return Hdr(stamp=Stamp(sec=int(t), nanosec=int((t % 1) * 1e9)), frame_id="world")
+
+
+def garbled(sample: Joints) -> Joints:
+    """``sample`` whose CDR passes DDS's checks but does not decode (a name that is not
+    UTF-8): what a node with a broken serialiser or another definition would send."""
+    raw = sample.serialize().replace(b"bad\x00", b"\xff\xfe\xfd\x00")
+    sample.serialize = lambda use_version_2=False: raw
+    return sample
 
 
 class DdsArm:
     def __init__(self, args):
-        self.args = args
+        self.args, self.published = args, 0
         self.robot = SimRobot(args.env, seed=args.seed)
         self.robot.connect()
         raw = self.robot.env.raw
@@ -140,10 +150,14 @@ class DdsArm:
         self.publish(obs)
 
     def publish(self, obs) -> None:
-        hdr = stamp_now()
+        self.published += 1
+        jump = self.args.clock_jump_at and self.published >= self.args.clock_jump_at
+        hdr = stamp_now(-self.args.clock_jump_by if jump else 0.0)
         q = self.qpos
         pos = [float(x) for x in (*q[self.q_idx], *q[self.g_idx])]
         self.w["joints"].write(Joints(header=hdr, name=ARM + FINGERS, position=pos))
+        if self.args.garble_every and self.published % self.args.garble_every == 0:
+            self.w["joints"].write(garbled(Joints(header=hdr, name=["bad"], position=[0.0])))
         p, o = (list(map(float, obs.state[k])) for k in ("eef_pos", "eef_quat"))
         pose = PoseOnly(position=Vec3(*p), orientation=Quat(*o))
         self.w["pose"].write(StampedPose(header=hdr, pose=pose))
@@ -179,6 +193,9 @@ def main() -> None:
     p.add_argument("--vanish-at", type=int, default=0)
     p.add_argument("--return-after", type=float, default=1.0)
     p.add_argument("--status", default="")
+    p.add_argument("--garble-every", type=int, default=0)
+    p.add_argument("--clock-jump-at", type=int, default=0)
+    p.add_argument("--clock-jump-by", type=float, default=30.0)
     args = p.parse_args()
     domain = Domain(args.domain, LOOPBACK)  # kept: the configuration lives as long as it
     node = DdsArm(args)
