@@ -50,6 +50,10 @@ def main() -> None:
     p.add_argument(
         "--fit-steps", type=int, help="steps of the backbone's fit (bc_local's default: 4000)"
     )
+    p.add_argument(
+        "--fit-brightness", type=float, default=0.0,
+        help="bc_local fit: scale each frame by a factor in [1-b, 1+b] (lighting robustness)",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--hidden", type=int, default=256, help="MLP width")
@@ -127,13 +131,21 @@ def train(a) -> dict:
         a.out / "demos", run, policy=policy, goal=a.goal, state_keys=PROPRIO,
         cameras=[] if frozen else a.cameras, embeddings=a.cameras if frozen else [],
         backbone=a.backbone if frozen else None, steps=a.train_steps,
-        backbone_fit=None if a.fit_steps is None else {"steps": a.fit_steps},
+        backbone_fit=fit_args(a),
         batch_size=a.batch_size, lr=a.lr, warmup_steps=min(200, a.train_steps // 10),
         checkpoint_every=max(1, a.train_steps // 4), progress=False,
         resume=bool(step_folders(run / CHECKPOINTS)),
     )  # fmt: skip
     return {"loss": round(result.loss, 4), "samples_per_s": round(result.samples_per_s),
             "checkpoint": str(result.checkpoint)}  # fmt: skip
+
+
+def fit_args(a) -> dict | None:
+    """The backbone fit's settings from the flags (None: the backbone's defaults)."""
+    args = {"steps": a.fit_steps} if a.fit_steps is not None else {}
+    if a.fit_brightness:
+        args["brightness"] = a.fit_brightness
+    return args or None
 
 
 def evaluate(a, scene=None, name: str = "eval") -> dict:

@@ -216,6 +216,7 @@ def fit_bc_local(
     width: int = 32,
     size: int = 84,
     shift: int = 4,
+    brightness: float = 0.0,
     lr: float = 1e-3,
     seed: int = 0,
     max_frames: int = 100_000,
@@ -226,7 +227,8 @@ def fit_bc_local(
     The net sees one camera's frame and a small head also sees the arm's own state
     (``proprio``; default: the folder's keys among ``ARM_KEYS``, never object poses), and both
     learn to predict the next ``horizon`` actions (standardised, mean squared error), with
-    DrQ random shifts of ``shift`` pixels.
+    DrQ random shifts of ``shift`` pixels and, with ``brightness`` b > 0, each frame's pixels
+    scaled by a factor drawn from [1 - b, 1 + b] (demos recorded under one lighting).
     What the net must learn is what the arm's state cannot tell: where the objects are,
     relative to the gripper. The first stage of "train end to end briefly, then freeze": the
     frozen keypoints are then cached, and a policy trains on them at state-policy speed.
@@ -240,7 +242,8 @@ def fit_bc_local(
     if threads:
         torch.set_num_threads(threads)
     try:
-        net, losses = _train_bc(*data, horizon, steps, batch, keypoints, width, shift, lr, seed)
+        net, losses = _train_bc(*data, horizon, steps, batch, keypoints, width, shift,
+                                brightness, lr, seed)  # fmt: skip
     finally:
         torch.set_num_threads(before)
     info = {
@@ -252,6 +255,7 @@ def fit_bc_local(
         "proprio": list(proprio),
         "horizon": horizon,
         "steps": steps,
+        "brightness": brightness,
         "seed": seed,
         "frames": int(sum(len(v) for v in data[0])),
         "loss_first": float(np.mean(losses[:20])) if losses else None,
@@ -307,8 +311,17 @@ def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
     return x.gather(3, cols)
 
 
+def random_brightness(x: torch.Tensor, amount: float) -> torch.Tensor:
+    """Each image of ``x`` (N, C, H, W in [0, 1]) times a factor from [1 - amount, 1 + amount],
+    clipped to [0, 1]: a light that is dimmer or brighter than the demos'."""
+    if amount <= 0:
+        return x
+    gain = 1.0 + (2.0 * torch.rand(x.shape[0], 1, 1, 1) - 1.0) * amount
+    return (x * gain).clamp_(0.0, 1.0)
+
+
 def _train_bc(videos, kept, proprio_rows, actions, horizon, steps, batch, keypoints, width, shift,
-              lr, seed) -> tuple[nn.Module, list[float]]:  # fmt: skip
+              brightness, lr, seed) -> tuple[nn.Module, list[float]]:  # fmt: skip
     from tqdm.auto import tqdm
 
     spec = BACKBONES["bc_local"]
@@ -337,7 +350,7 @@ def _train_bc(videos, kept, proprio_rows, actions, horizon, steps, batch, keypoi
         frames = np.stack([videos[e][j] for e, j in zip(eps, js, strict=True)])
         ts = [int(kept[e][j]) for e, j in zip(eps, js, strict=True)]
         x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
-        x = random_shift((x - mean) / std, shift)
+        x = random_shift((random_brightness(x, brightness) - mean) / std, shift)
         s = torch.stack([states[e][t] for e, t in zip(eps, ts, strict=True)])
         target = torch.stack([chunk(e, t) for e, t in zip(eps, ts, strict=True)])
         pred = head(torch.cat([net(x), s], 1))

@@ -381,7 +381,10 @@ def test_bc_local_is_refitted_when_the_demos_actions_change(tmp_path):
     low = dict(np.load(folder.episode_dir(ep) / "lowdim.npz"))
     low["action"] = low["action"] + 1.0
     np.savez(folder.episode_dir(ep) / "lowdim.npz", **low)
-    assert fit_backbone("bc_local", folder, steps=2, size=32, batch=4) != first
+    changed = fit_backbone("bc_local", folder, steps=2, size=32, batch=4)
+    assert changed != first
+    lit = fit_backbone("bc_local", folder, steps=2, size=32, batch=4, brightness=0.4)
+    assert lit != changed  # another augmentation, another fit
 
 
 def test_random_shift_moves_each_image_by_at_most_the_pad():
@@ -397,3 +400,17 @@ def test_random_shift_moves_each_image_by_at_most_the_pad():
     assert ((rows - 4).abs() <= 2).all() and ((cols - 4).abs() <= 2).all()
     assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) > 10  # offsets differ per image
     assert torch.equal(random_shift(x, 0), x)
+
+
+def test_random_brightness_scales_each_image_within_the_amount():
+    from decomposer.fitting import random_brightness
+
+    torch.manual_seed(0)
+    x = torch.full((256, 3, 4, 4), 0.5)
+    y = random_brightness(x.clone(), 0.4)
+    gains = y[:, 0, 0, 0] / 0.5
+    assert ((gains >= 0.6 - 1e-6) & (gains <= 1.4 + 1e-6)).all()
+    assert gains.min() < 0.7 and gains.max() > 1.3  # the whole range is drawn
+    assert torch.equal(y, y[:, :1, :1, :1].expand_as(y))  # one factor per image, all pixels
+    assert random_brightness(torch.ones(8, 3, 2, 2), 0.4).max() <= 1.0  # clipped
+    assert torch.equal(random_brightness(x, 0.0), x)
