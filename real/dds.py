@@ -23,6 +23,8 @@ directly, as any ROS 2 node would, without rosbridge in between.
   side on Fast DDS marks requests differently; use the e-stop topic there.
 - ``domain_id``: None reads ``ROS_DOMAIN_ID`` (0 when unset). ``config``: cyclonedds XML (or a
   file URL), e.g. unicast peers on networks without multicast; None reads ``CYCLONEDDS_URI``.
+- Actions (``control_msgs/action/FollowJointTrajectory`` commands): ``action_client`` makes a
+  ``real.dds_action.DdsActionClient`` in the ``distro``'s layout (``real.ros2_actions``).
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class DdsTransport:
         *,
         config: str | None = None,
         qos: Mapping[str, str] | None = None,
+        distro: str = "humble",
     ):
         env = os.environ.get("ROS_DOMAIN_ID", "").strip()
         self.domain_id = int(domain_id if domain_id is not None else (env or 0))
@@ -103,6 +106,11 @@ class DdsTransport:
             if profile not in QOS_PROFILES:
                 raise ValueError(f"qos for {topic}: {profile!r} is not one of {QOS_PROFILES}")
         self.name = f"dds domain {self.domain_id}"
+        from .ros2_actions import DISTROS
+
+        if distro not in DISTROS:
+            raise ValueError(f"distro={distro!r}: use one of {list(DISTROS)}")
+        self.distro = distro
         self.dp: DomainParticipant | None = None
         self._domain: Domain | None = None
         self._readers: list[DataReader] = []
@@ -263,6 +271,12 @@ class DdsTransport:
 
         self._reader(dds_topic(service, "rq") + "Request", service, request_cls, answer)
 
+    def action_client(self, action: str, type: str) -> Any:
+        """A client of the ROS 2 action ``action`` (``real.dds_action.DdsActionClient``)."""
+        from .dds_action import DdsActionClient
+
+        return DdsActionClient(self, action, type, distro=self.distro, on_error=self._on_error)
+
     def close(self) -> None:
         with self._lock:
             dp, self.dp = self.dp, None
@@ -278,7 +292,8 @@ class DdsTransport:
 
 class DdsRobot(Ros2Robot):
     """A ``real.Robot`` on a ROS 2 graph over DDS; arguments as in
-    ``configs/robot/panda_dds.yaml`` (the topic lists as for ``RosbridgeRobot``)."""
+    ``configs/robot/panda_dds.yaml`` (the topic lists as for ``RosbridgeRobot``); ``distro``
+    picks the layout of action types (``configs/robot/panda_dds_fjt.yaml``)."""
 
     log = log
     label = "dds"
@@ -289,6 +304,8 @@ class DdsRobot(Ros2Robot):
         domain_id: int | None = None,
         config: str | None = None,
         qos: Mapping[str, str] | None = None,
+        distro: str = "humble",
         **topics: Any,
     ):
-        super().__init__(DdsTransport(domain_id, config=config, qos=qos), **topics)
+        link = DdsTransport(domain_id, config=config, qos=qos, distro=distro)
+        super().__init__(link, **topics)

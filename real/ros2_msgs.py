@@ -8,7 +8,8 @@ cyclonedds writes the same bytes a ROS 2 node would; ``tests/test_dds.py`` check
 against an independent ROS 2 serialiser (``rosbags``) and a peer with its own declarations.
 
 Messages elsewhere are dicts in ROS field names (``real.ros_topics``); ``to_dict`` and
-``from_dict`` convert; ``uint8[]`` fields (image data) are ``bytes`` in the dicts.
+``from_dict`` convert; ``uint8[]`` and ``uint8[N]`` fields (image data, UUIDs) are ``bytes`` in the
+dicts. Action types are in ``real.ros2_actions``.
 """
 
 from collections.abc import Mapping
@@ -246,7 +247,7 @@ def to_dict(msg: IdlStruct) -> dict[str, Any]:
 
 def _is_bytes(hint: Any) -> bool:
     meta = getattr(hint, "__metadata__", ("",))[0]
-    return isinstance(meta, t.sequence) and meta.subtype is t.uint8
+    return isinstance(meta, (t.sequence, t.array)) and meta.subtype is t.uint8
 
 
 def _plain(v: Any) -> Any:

@@ -19,6 +19,9 @@ A ``Transport`` carries plain-dict ROS messages (field names as in the ``.msg`` 
 - ``advertise(topic, type, queue_size=1)`` then ``publish(topic, msg)``: send a message.
 - ``serve(service, type, handler)``: offer a service; ``handler(request, response)`` fills
   ``response`` in place and returns whether the call succeeded.
+- ``action_client(action, type)`` (optional; ``real.dds`` has it): a client of a ROS 2 action
+  (``real.dds_action.DdsActionClient``), for commands that are goals (``ACTION_KINDS``): each
+  command is a goal replacing the previous one; the e-stop cancels ours and sends no other.
 - ``close()``: undo all of the above and drop the link; never raises, safe to call twice.
 
 Types are full names in the robot's ROS spelling (``std_msgs/Bool`` or ``std_msgs/msg/Bool``).
@@ -36,6 +39,7 @@ import numpy as np
 
 from .robot import EStopped, Observation, RobotError
 from .ros_topics import (
+    ACTION_KINDS,
     Reconnect,
     RobotTopics,
     TopicBuffer,
@@ -130,6 +134,7 @@ class RosRobot:
         self._image_cache: dict[str, tuple[int, np.ndarray]] = {}  # camera -> (message, frame)
         self._cmd_topic: str | None = None  # advertised, until close()
         self._cmd_kind: str | None = None
+        self._goals: Any = None  # the action client, when commands are goals
         self.sent = 0
         self.dropped_commands = 0
         self.disconnects = 0
@@ -166,12 +171,30 @@ class RosRobot:
             self._wait_first()
             return
         self._cmd_kind = topics.command_kind()
-        link.advertise(self.command_spec["topic"], topics.command_type(), queue_size=1)
+        if self._cmd_kind in ACTION_KINDS:
+            self._goals = self._action_client()
+        else:
+            link.advertise(self.command_spec["topic"], topics.command_type(), queue_size=1)
         self._cmd_topic = self.command_spec["topic"]
         self._wait_first()
         # ROS 1 subscribers connect to a new publisher over TCPROS after it is advertised: a
         # command sent sooner is lost. Give them a moment (the transport cannot tell when).
         time.sleep(self.settle)
+
+    def _action_client(self) -> Any:
+        """The client of the command action, its server matched within ``connect_timeout``."""
+        name, kind = self.command_spec["topic"], self.topics.command_type()
+        make = getattr(self.link, "action_client", None)
+        if make is None:
+            self.close()
+            raise RobotError(f"{self.link.name}: {kind} is a ROS 2 action; use middleware: dds")
+        client = make(name, kind)
+        self.accept_timeout = float(self.command_spec.get("accept_timeout", 1.0))
+        if not client.wait_for_server(self.connect_timeout):
+            self.close()
+            raise RobotError(f"{self.link.name}: no {kind} server on {name} after "
+                             f"{self.connect_timeout:g} s")  # fmt: skip
+        return client
 
     def _wait_first(self) -> None:
         end = time.monotonic() + self.connect_timeout
@@ -198,6 +221,8 @@ class RosRobot:
         for k in ("malformed", "unheard"):
             if hasattr(self.link, k):
                 counts[k] = int(getattr(self.link, k))
+        if self._goals is not None:
+            counts.update(self._goals.counts())
         return {**counts, "errors": self.errors[-5:]}
 
     def _on_error(self, text: str) -> None:
@@ -264,6 +289,8 @@ class RosRobot:
                 self.estop_at = time.time()
                 self.log.warning("%s: e-stop %s", self.label, how)
             self._estop.set()
+            if self._goals is not None:  # cancel the goal under way; no other is sent
+                self._goals.halt()
 
     @property
     def estopped(self) -> bool:
@@ -315,12 +342,18 @@ class RosRobot:
             self.dropped_commands += 1  # never queue a stale command for the reconnect
             return
         msg = command_message(self._cmd_kind, a, self.command_spec, self.ros_version, time.time())
+        goal, goals = None, self._goals
         with self._send_lock:
             if self._estop.is_set():  # latched while this command was being built
                 raise EStopped("e-stop latched: command not sent")
-            self.link.publish(self._cmd_topic, msg)
+            if goals is not None:
+                goal = goals.send(msg)
+            else:
+                self.link.publish(self._cmd_topic, msg)
             self.last_command_at = time.time()
             self.sent += 1
+        if goal is not None:  # outside the lock: an e-stop never waits for the server
+            goals.wait_accepted(goal, self.accept_timeout)
 
     # ------------------------------------------------------------------ shutdown
     def close(self) -> None:
@@ -329,6 +362,7 @@ class RosRobot:
     def _shutdown(self) -> None:
         self.link.close()
         self._cmd_topic = None
+        self._goals = None
 
 
 class Ros2Robot(RosRobot):

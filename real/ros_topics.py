@@ -9,7 +9,8 @@ here does I/O or imports a ROS client library.
   topic and ``std_srvs/Trigger`` service, command), with ROS 1 or ROS 2 type names.
 - Message shapes: ``read_vector`` (JointState, Pose(Stamped), Float64/Float32MultiArray,
   Float64, Bool), ``decode_image`` (Image, CompressedImage), ``command_message``
-  (Float64MultiArray, JointTrajectory, PoseStamped), ``estop_requested``, ``trigger_reply``.
+  (Float64MultiArray, JointTrajectory, PoseStamped, and the goal of the ROS 2 action
+  FollowJointTrajectory: that JointTrajectory), ``estop_requested``, ``trigger_reply``.
 - Stamps: ``stamp_of`` / ``ros_time`` (``secs/nsecs`` or ``sec/nanosec``) and ``TopicBuffer``,
   a topic's last messages ordered by stamp.
 - ``Reconnect``: the backoff between reconnection attempts.
@@ -39,7 +40,8 @@ MSG_TYPES = {
     "Empty": "std_msgs",
     "JointTrajectory": "trajectory_msgs",
 }
-COMMAND_KINDS = ("Float64MultiArray", "JointTrajectory", "PoseStamped")
+COMMAND_KINDS = ("Float64MultiArray", "JointTrajectory", "PoseStamped", "FollowJointTrajectory")
+ACTION_KINDS = {"FollowJointTrajectory": "control_msgs/action/FollowJointTrajectory"}  # goals
 
 
 def type_name(name: str, ros_version: int) -> str:
@@ -169,12 +171,15 @@ class RobotTopics:
         kind = short_type(self.command["type"])
         if kind not in COMMAND_KINDS:
             raise RobotError(
-                f"command type {self.command['type']!r}: use Float64MultiArray, JointTrajectory "
-                "or PoseStamped"
+                f"command type {self.command['type']!r}: use Float64MultiArray, JointTrajectory, "
+                "PoseStamped or control_msgs/action/FollowJointTrajectory"
             )
         return kind
 
     def command_type(self) -> str:
+        kind = short_type(self.command["type"])
+        if kind in ACTION_KINDS:
+            return ACTION_KINDS[kind]
         return type_name(self.command["type"], self.ros_version)
 
 
@@ -248,6 +253,11 @@ def command_message(kind: str, a: np.ndarray, spec: Mapping, ros_version: int, n
     """The ``kind`` message (one of ``COMMAND_KINDS``) commanding ``a``, stamped ``now``."""
     if kind == "Float64MultiArray":
         return {"layout": {"dim": [], "data_offset": 0}, "data": a.tolist()}
+    if kind == "FollowJointTrajectory":  # the goal: the JointTrajectory below, tolerances default
+        goal = {"trajectory": command_message("JointTrajectory", a, spec, ros_version, now)}
+        if "goal_time_tolerance" in spec:
+            goal["goal_time_tolerance"] = ros_time(float(spec["goal_time_tolerance"]), 2)
+        return goal
     header = {"stamp": ros_time(now, ros_version), "frame_id": str(spec.get("frame_id", ""))}
     if kind == "JointTrajectory":
         names = list(spec.get("joints") or [])

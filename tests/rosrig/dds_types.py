@@ -5,7 +5,19 @@ these and against rosbags' ROS 2 serialiser). Only what the DDS arm node needs."
 from dataclasses import dataclass, field
 
 from cyclonedds.idl import IdlStruct
-from cyclonedds.idl.types import float64, int32, int64, sequence, uint8, uint32, uint64
+from cyclonedds.idl import types as idl
+from cyclonedds.idl.types import (
+    array,
+    float64,
+    int8,
+    int32,
+    int64,
+    sequence,
+    uint8,
+    uint16,
+    uint32,
+    uint64,
+)
 
 
 @dataclass
@@ -126,6 +138,189 @@ class TriggerAnswer(IdlStruct, typename="std_srvs::srv::dds_::Trigger_Response_"
     sequence: int64 = 0
     success: bool = False
     message: str = ""
+
+
+# ---- control_msgs/action/FollowJointTrajectory, written from the .action/.msg files of
+# control_msgs (humble, jazzy, master), action_msgs, unique_identifier_msgs and rosidl_parser's
+# Action (the derived SendGoal/GetResult/FeedbackMessage structs), for the action server node.
+def _act(short: str) -> str:
+    return f"control_msgs::action::dds_::FollowJointTrajectory_{short}_"
+
+
+@dataclass
+class GoalUuid(IdlStruct, typename="unique_identifier_msgs::msg::dds_::UUID_"):
+    uuid: array[uint8, 16] = bytes(16)
+
+
+@dataclass
+class V3(IdlStruct, typename="geometry_msgs::msg::dds_::Vector3_"):
+    x: float64 = 0.0
+    y: float64 = 0.0
+    z: float64 = 0.0
+
+
+@dataclass
+class Xform(IdlStruct, typename="geometry_msgs::msg::dds_::Transform_"):
+    translation: V3 = field(default_factory=V3)
+    rotation: Quat = field(default_factory=Quat)
+
+
+@dataclass
+class Vel6(IdlStruct, typename="geometry_msgs::msg::dds_::Twist_"):
+    linear: V3 = field(default_factory=V3)
+    angular: V3 = field(default_factory=V3)
+
+
+@dataclass
+class MdofPoint(IdlStruct, typename="trajectory_msgs::msg::dds_::MultiDOFJointTrajectoryPoint_"):
+    transforms: sequence[Xform] = field(default_factory=list)
+    velocities: sequence[Vel6] = field(default_factory=list)
+    accelerations: sequence[Vel6] = field(default_factory=list)
+    time_from_start: Span = field(default_factory=Span)
+
+
+@dataclass
+class MdofTraj(IdlStruct, typename="trajectory_msgs::msg::dds_::MultiDOFJointTrajectory_"):
+    header: Hdr = field(default_factory=Hdr)
+    joint_names: sequence[str] = field(default_factory=list)
+    points: sequence[MdofPoint] = field(default_factory=list)
+
+
+@dataclass
+class JTol(IdlStruct, typename="control_msgs::msg::dds_::JointTolerance_"):
+    name: str = ""
+    position: float64 = 0.0
+    velocity: float64 = 0.0
+    acceleration: float64 = 0.0
+
+
+@dataclass
+class JCTol(IdlStruct, typename="control_msgs::msg::dds_::JointComponentTolerance_"):
+    joint_name: str = ""
+    component: uint16 = 0
+    position: float64 = 0.0
+    velocity: float64 = 0.0
+    acceleration: float64 = 0.0
+
+
+@dataclass
+class FjtGoal(IdlStruct, typename=_act("Goal")):
+    trajectory: Traj = field(default_factory=Traj)
+    multi_dof_trajectory: MdofTraj = field(default_factory=MdofTraj)
+    path_tolerance: sequence[JTol] = field(default_factory=list)
+    component_path_tolerance: sequence[JCTol] = field(default_factory=list)
+    goal_tolerance: sequence[JTol] = field(default_factory=list)
+    component_goal_tolerance: sequence[JCTol] = field(default_factory=list)
+    goal_time_tolerance: Span = field(default_factory=Span)
+
+
+@dataclass
+class FjtResult(IdlStruct, typename=_act("Result")):
+    error_code: int32 = 0
+    error_string: str = ""
+
+
+@dataclass
+class FjtFeedback(IdlStruct, typename=_act("Feedback")):  # control_msgs 4.x / 5.x
+    header: Hdr = field(default_factory=Hdr)
+    joint_names: sequence[str] = field(default_factory=list)
+    desired: TrajPoint = field(default_factory=TrajPoint)
+    actual: TrajPoint = field(default_factory=TrajPoint)
+    error: TrajPoint = field(default_factory=TrajPoint)
+    multi_dof_joint_names: sequence[str] = field(default_factory=list)
+    multi_dof_desired: MdofPoint = field(default_factory=MdofPoint)
+    multi_dof_actual: MdofPoint = field(default_factory=MdofPoint)
+    multi_dof_error: MdofPoint = field(default_factory=MdofPoint)
+
+
+@dataclass
+class FjtFeedbackIdx(IdlStruct, typename=_act("Feedback")):  # control_msgs master (6.3+)
+    header: Hdr = field(default_factory=Hdr)
+    joint_names: sequence[str] = field(default_factory=list)
+    desired: TrajPoint = field(default_factory=TrajPoint)
+    actual: TrajPoint = field(default_factory=TrajPoint)
+    error: TrajPoint = field(default_factory=TrajPoint)
+    index: int32 = 0
+    multi_dof_joint_names: sequence[str] = field(default_factory=list)
+    multi_dof_desired: MdofPoint = field(default_factory=MdofPoint)
+    multi_dof_actual: MdofPoint = field(default_factory=MdofPoint)
+    multi_dof_error: MdofPoint = field(default_factory=MdofPoint)
+    multi_dof_index: int32 = 0
+
+
+@dataclass
+class GoalCall(IdlStruct, typename=_act("SendGoal_Request")):
+    client_guid: uint64 = 0  # rmw_cyclonedds' request header, as for Trigger
+    sequence: int64 = 0
+    goal_id: GoalUuid = field(default_factory=GoalUuid)
+    goal: FjtGoal = field(default_factory=FjtGoal)
+
+
+@dataclass
+class GoalAnswer(IdlStruct, typename=_act("SendGoal_Response")):
+    client_guid: uint64 = 0
+    sequence: int64 = 0
+    accepted: bool = False
+    stamp: Stamp = field(default_factory=Stamp)
+
+
+@dataclass
+class ResultCall(IdlStruct, typename=_act("GetResult_Request")):
+    client_guid: uint64 = 0
+    sequence: int64 = 0
+    goal_id: GoalUuid = field(default_factory=GoalUuid)
+
+
+@dataclass
+class ResultAnswer(IdlStruct, typename=_act("GetResult_Response")):
+    client_guid: uint64 = 0
+    sequence: int64 = 0
+    status: int8 = 0
+    result: FjtResult = field(default_factory=FjtResult)
+
+
+@dataclass
+class FeedbackMsg(IdlStruct, typename=_act("FeedbackMessage")):
+    goal_id: GoalUuid = field(default_factory=GoalUuid)
+    feedback: FjtFeedback = field(default_factory=FjtFeedback)
+
+
+@dataclass
+class FeedbackMsgIdx(IdlStruct, typename=_act("FeedbackMessage")):
+    goal_id: GoalUuid = field(default_factory=GoalUuid)
+    feedback: FjtFeedbackIdx = field(default_factory=FjtFeedbackIdx)
+
+
+@dataclass
+class GoalInf(IdlStruct, typename="action_msgs::msg::dds_::GoalInfo_"):
+    goal_id: GoalUuid = field(default_factory=GoalUuid)
+    stamp: Stamp = field(default_factory=Stamp)
+
+
+@dataclass
+class GoalStat(IdlStruct, typename="action_msgs::msg::dds_::GoalStatus_"):
+    goal_info: GoalInf = field(default_factory=GoalInf)
+    status: int8 = 0
+
+
+@dataclass
+class GoalStats(IdlStruct, typename="action_msgs::msg::dds_::GoalStatusArray_"):
+    status_list: sequence[GoalStat] = field(default_factory=list)
+
+
+@dataclass
+class CancelCall(IdlStruct, typename="action_msgs::srv::dds_::CancelGoal_Request_"):
+    client_guid: uint64 = 0
+    sequence: int64 = 0
+    goal_info: GoalInf = field(default_factory=GoalInf)
+
+
+@dataclass
+class CancelAnswer(IdlStruct, typename="action_msgs::srv::dds_::CancelGoal_Response_"):
+    client_guid: uint64 = 0
+    sequence: int64 = 0
+    return_code: int8 = 0
+    goals_canceling: idl.sequence[GoalInf] = field(default_factory=list)  # a member shadows it
 
 
 LOOPBACK = (
