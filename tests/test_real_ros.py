@@ -530,3 +530,14 @@ def test_estop_service_called_from_ros(shared):
             robot.command(np.zeros(7))
     finally:
         robot.close()
+
+
+def test_an_action_command_over_rosbridge_is_refused_by_name(shared):
+    """FollowJointTrajectory goals need the native DDS driver: rosbridge says so at connect
+    instead of publishing goals nobody can read."""
+    port = shared.bridge()
+    robot, _, _ = make(port, "robot.driver.command.type=control_msgs/action/FollowJointTrajectory",
+                       "+robot.driver.command.joints=[panda_joint1]")  # fmt: skip
+    with pytest.raises(RobotError, match="is a ROS 2 action; use middleware: dds"):
+        robot.connect()
+    assert robot.sent == 0
