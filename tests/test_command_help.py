@@ -41,7 +41,8 @@ def test_help_explains_settings_and_groups():
     assert "future" in line and "final | future (hindsight) | uvd" in line
     assert "policy" in text and "options: beso_gpt, beso_mlp" in text
     deploy = command_help("deploy", "uvdiff-deploy")
-    assert "options: panda_dds, panda_dds_fjt, panda_joint_ros2, panda_zenoh, rosbridge, sim" in deploy
+    robots = "panda_dds, panda_dds_fjt, panda_joint_ros2, panda_zenoh, rosbridge, sim"
+    assert f"options: {robots}" in deploy
     # a comment continued on the next lines stays with its setting
     relay = deploy.split("\n  relay ")[1].splitlines()
     assert "relative | paper | nearest" in relay[1]
