@@ -3,8 +3,6 @@ a robot driven through a DDS arm node (a simulated Panda) in its own process on 
 
 import json
 import os
-import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +18,8 @@ from real.ros_topics import Reconnect
 
 sys.path.insert(0, str(Path(__file__).parent / "rosrig"))
 import dds_types as peer  # noqa: E402
+from dds_rig import node_starter, random_domain  # noqa: E402
+from dds_rig import wait_until as _wait  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / "tests" / "rosrig" / "dds_arm_node.py"
@@ -122,10 +122,6 @@ def test_type_and_topic_names_follow_ros2():
 
 
 # ---------------------------------------------------------------- a robot behind the DDS node
-def _domain() -> int:
-    return random.Random(os.getpid() + time.time_ns()).randrange(100, 200)
-
-
 def _config(domain: int, **changes):
     import yaml
 
@@ -153,34 +149,9 @@ def _robot_config(domain: int, *, object_state: bool = False, cameras=None):
 
 @pytest.fixture
 def arm(tmp_path):
-    """Start the DDS arm node; yields (domain, status reader, extra-args setter)."""
-    procs = []
-
-    def start(*extra):
-        domain = _domain()
-        status = tmp_path / f"status_{domain}.json"
-        env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-        p = subprocess.Popen(
-            [sys.executable, str(NODE), "--domain", str(domain), "--status", str(status), *extra],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        procs.append(p)
-        assert p.stdout.readline().strip() == "arm ready", p.stderr.read()[-2000:]
-        return domain, lambda: json.loads(status.read_text())
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait(timeout=10)
-
-
-def _wait(predicate, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+    """Start the DDS arm node: start(*args) -> (domain, status reader)."""
+    with node_starter(NODE, "arm ready", tmp_path) as start:
+        yield start
 
 
 def test_a_ros2_arm_over_dds_observes_obeys_and_latches_the_estop(arm):
@@ -250,7 +221,7 @@ def test_a_publisher_that_vanishes_and_returns_is_counted_and_read_again(arm):
 
 
 def test_commands_nobody_hears_are_counted():
-    link = DdsTransport(_domain(), config=peer.LOOPBACK)
+    link = DdsTransport(random_domain(), config=peer.LOOPBACK)
     errors = []
     link.connect(1.0, Reconnect.from_config(None), lambda: None, errors.append)
     try:
@@ -317,7 +288,7 @@ def test_a_publisher_of_another_type_on_our_topic_is_named():
     from cyclonedds.pub import DataWriter
     from cyclonedds.topic import Topic
 
-    domain = _domain()
+    domain = random_domain()
     robot = DdsRobot(**_config(domain, connect_timeout=3))
     wrong = DomainParticipant(domain)  # a node publishing Float64MultiArray on /uvdiff/eef_pose
     writer = DataWriter(wrong, Topic(wrong, "rt/uvdiff/eef_pose", peer.Doubles))

@@ -3,11 +3,7 @@ types against a peer's own declarations (rosbags has no control_msgs), CDR check
 where it is easy to get wrong, and goals sent to an action server in its own process
 (tests/rosrig/dds_fjt_node.py) on loopback."""
 
-import json
-import os
-import random
 import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +20,8 @@ from real.ros_topics import Reconnect, command_message
 
 sys.path.insert(0, str(Path(__file__).parent / "rosrig"))
 import dds_types as peer  # noqa: E402
+from dds_rig import node_starter, random_domain  # noqa: E402
+from dds_rig import wait_until as _wait  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / "tests" / "rosrig" / "dds_fjt_node.py"
@@ -161,39 +159,11 @@ def test_cdr_by_hand_header_uuid_padding_and_strings():
 
 
 # ---------------------------------------------------------------- against the action server
-def _domain() -> int:
-    return random.Random(os.getpid() + time.time_ns()).randrange(100, 200)
-
-
 @pytest.fixture
 def server(tmp_path):
     """Start the action server node; yields start(*args) -> (domain, status reader)."""
-    procs = []
-
-    def start(*extra):
-        domain = _domain()
-        status = tmp_path / f"fjt_{domain}.json"
-        p = subprocess.Popen(
-            [sys.executable, str(NODE), "--domain", str(domain), "--status", str(status), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        procs.append(p)
-        assert p.stdout.readline().strip() == "fjt ready", p.stderr.read()[-2000:]
-        return domain, lambda: json.loads(status.read_text())
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait(timeout=10)
-
-
-def _wait(predicate, timeout=10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+    with node_starter(NODE, "fjt ready", tmp_path) as start:
+        yield start
 
 
 def _client(domain: int, distro: str = "humble"):
@@ -292,7 +262,7 @@ def test_a_server_that_never_answers_is_a_named_timeout_not_a_hang(server):
 
 
 def test_no_action_server_is_named_at_connect():
-    robot = _robot(_domain())
+    robot = _robot(random_domain())
     robot.connect_timeout = 1.0
     t0 = time.monotonic()
     with pytest.raises(RobotError, match=f"no control_msgs/action/FollowJointTrajectory server "
