@@ -22,7 +22,9 @@ ENSEMBLE_M = 0.01  # ACT's default
 
 
 def arms(delays: list[int], modes: list[str]) -> dict[str, dict]:
-    """Arm name -> inference overrides."""
+    """Arm name -> inference overrides. ``rtcsN``: RTC executing N actions per plan instead of
+    the checkpoint's n_action_steps, so plans come more often and, with a delay d <= N,
+    part of the old plan beyond the committed actions stays a soft overlap (RTC's regime)."""
     out = {}
     for mode in modes:
         for d in delays:
@@ -32,8 +34,11 @@ def arms(delays: list[int], modes: list[str]) -> dict[str, dict]:
                 out[f"rtc_d{d}"] = {"rtc": True, "delay": d}
             elif mode == "ensemble":
                 out[f"ensemble_d{d}"] = {"temporal_ensemble": ENSEMBLE_M, "delay": d}
+            elif mode.startswith("rtcs") and mode[4:].isdigit():
+                if d <= int(mode[4:]):  # a plan per N steps cannot wait longer than N
+                    out[f"{mode}_d{d}"] = {"rtc": True, "delay": d, "n_action_steps": int(mode[4:])}
             else:
-                raise SystemExit(f"mode {mode!r}: use plain, rtc or ensemble")
+                raise SystemExit(f"mode {mode!r}: use plain, rtc, rtcsN or ensemble")
     return out
 
 
@@ -103,7 +108,9 @@ def plot(results: dict[str, dict], path: Path, title: str) -> None:
 
     from sim.intervals import wilson
 
-    modes = sorted({n.rsplit("_d", 1)[0] for n in results}, key=["plain", "ensemble", "rtc"].index)
+    order = ["plain", "ensemble", "rtc"]
+    modes = sorted({n.rsplit("_d", 1)[0] for n in results},
+                   key=lambda m: (order.index(m) if m in order else len(order), m))  # fmt: skip
     delays = sorted({int(n.rsplit("_d", 1)[1]) for n in results})
     fig, (ax_s, ax_j) = plt.subplots(1, 2, figsize=(10, 3.6))
     width = 0.8 / len(modes)
@@ -124,7 +131,7 @@ def plot(results: dict[str, dict], path: Path, title: str) -> None:
             ratio.append(np.nan if jump is None else jump)
             labels.append("" if mode == "ensemble" or seams.get("ratio") is None
                           else f"{seams['ratio']:.2f}x")  # fmt: skip
-        color = {"plain": "C0", "ensemble": "C1", "rtc": "C2"}[mode]  # the same in every plot
+        color = {"plain": "C0", "ensemble": "C1", "rtc": "C2"}.get(mode, "C3")  # same in every plot
         ax_s.bar(xs, ys, width, yerr=err, capsize=3, label=mode, color=color)
         bars = ax_j.bar(xs, ratio, width, label=mode, color=color)
         ax_j.bar_label(bars, labels, fontsize=7)
@@ -167,8 +174,23 @@ def main() -> None:
         print(table({name: results[name]})[-1], flush=True)
     lines = [f"# Chunk seams and delay: {a.env}, {a.checkpoint}",
              f"seeds {a.seed}..{a.seed + a.episodes - 1}", "", *table(results), ""]  # fmt: skip
-    for first, second in (("rtc_d0", "plain_d0"), ("rtc_d4", "rtc_d0"), ("rtc_d8", "plain_d8"),
-                          ("rtc_d4", "plain_d4"), ("ensemble_d0", "plain_d0")):  # fmt: skip
+    pairs = [
+        ("rtc_d0", "plain_d0"),
+        ("rtc_d4", "rtc_d0"),
+        ("rtc_d8", "plain_d8"),
+        ("rtc_d4", "plain_d4"),
+        ("rtc_d2", "plain_d2"),
+        ("ensemble_d0", "plain_d0"),
+    ]
+    for mode in sorted({n.rsplit("_d", 1)[0] for n in results} - {"plain", "ensemble", "rtc"}):
+        pairs += [
+            (f"{mode}_d0", "plain_d0"),
+            (f"{mode}_d4", "rtc_d0"),
+            (f"{mode}_d4", f"{mode}_d0"),
+            (f"{mode}_d4", "rtc_d4"),
+            (f"{mode}_d4", "plain_d4"),
+        ]
+    for first, second in pairs:
         line = compare(results, first, second)
         if line:
             lines.append(f"- {line}")

@@ -12,6 +12,11 @@ Optional, outside ``make test``. Each stage is skipped when its output is there 
     .venv/bin/python benchmarks/peers/lerobot_run.py --demos DEMOS --out /tmp/lr \\
         --policy diffusion --steps 2000 --env lift --episodes 50 --seed 3000
 
+``--small`` trains LeRobot's diffusion policy in a config of its own sized for a CPU (UNet
+down_dims 128/256/512 instead of 512/1024/2048, a 10-step DDIM sampler instead of 100 DDPM
+steps, 50 warmup steps instead of 500, which outlast what a CPU trains in 30 minutes);
+``--train-arg`` passes any other ``lerobot-train`` option through.
+
 ACT's default backbone downloads ImageNet weights; it is trained here with
 ``--policy.pretrained_backbone_weights=null`` (no download). Videos are decoded with PyAV
 (torchcodec needs FFmpeg's shared libraries, which this machine lacks).
@@ -29,6 +34,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 TORCH = ["torch==2.9.1", "torchvision==0.24.1"]  # what lerobot 0.4.4 accepts (torch < 2.11)
 LEROBOT = "lerobot==0.4.4"
+SMALL = {  # LeRobot's own options; its defaults are down_dims (512, 1024, 2048), DDPM, 100 steps
+    "diffusion": ["--policy.down_dims=[128,256,512]", "--policy.noise_scheduler_type=DDIM",
+                  "--policy.num_inference_steps=10",
+                  "--policy.scheduler_warmup_steps=50"],  # its 500 outlast a CPU budget
+    "act": ["--policy.dim_model=256", "--policy.dim_feedforward=1024"],
+}  # fmt: skip
 
 
 def run(cmd: list[str], log: Path) -> None:
@@ -50,6 +61,14 @@ def main() -> None:
     p.add_argument("--env", default="lift")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=3000)
+    p.add_argument("--small", action="store_true", help="a CPU-sized config (see above)")
+    p.add_argument(
+        "--train-arg",
+        action="append",
+        default=[],
+        metavar="--policy.X=Y",
+        help="another lerobot-train option (repeatable)",
+    )
     p.add_argument("--until", choices=["venv", "export", "check", "train", "eval"], default="eval")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -67,10 +86,12 @@ def main() -> None:
              "--layout", "policy", "--no-progress"], log)  # fmt: skip
     if "check" in todo:
         run([py, HERE / "lerobot_check.py", dataset], log)
-    train = a.out / f"train_{a.policy}"
+    name = f"{a.policy}_small" if a.small else a.policy
+    train = a.out / f"train_{name}"
     model = train / "checkpoints" / "last" / "pretrained_model"
     if "train" in todo and not model.exists():
         extra = ["--policy.pretrained_backbone_weights=null"] if a.policy == "act" else []
+        extra += (SMALL[a.policy] if a.small else []) + a.train_arg
         run([a.venv / "bin/lerobot-train", "--dataset.repo_id=local/uvdiff",
              f"--dataset.root={dataset}", "--dataset.video_backend=pyav",
              f"--policy.type={a.policy}", "--policy.device=cpu", "--policy.push_to_hub=false",
@@ -78,14 +99,14 @@ def main() -> None:
              "--num_workers=0", "--wandb.enable=false", f"--output_dir={train}", *extra],
             log)  # fmt: skip
     if "eval" in todo:
-        spec = a.out / f"peer_{a.policy}.yaml"
+        spec = a.out / f"peer_{name}.yaml"
         spec.write_text(
             f"command: [{py}, {HERE / 'lerobot_server.py'}, --policy, {model}, "
-            f"--dataset, {dataset}]\nname: lerobot {a.policy}\ntimeout: 600\n"
+            f"--dataset, {dataset}]\nname: lerobot {name}\ntimeout: 600\n"
         )
         run([ROOT / ".venv/bin/uvdiff-eval", f"checkpoint={spec}", f"env={a.env}",
              f"episodes={a.episodes}", f"seed={a.seed}", "workers=1", "videos=0",
-             f"out_dir={a.out / f'eval_{a.policy}'}", "progress=false"], log)  # fmt: skip
+             f"out_dir={a.out / f'eval_{name}'}", "progress=false"], log)  # fmt: skip
     print(f"done in {(time.perf_counter() - t0) / 60:.1f} min; log: {log}")
 
 
