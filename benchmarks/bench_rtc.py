@@ -23,8 +23,9 @@ ENSEMBLE_M = 0.01  # ACT's default
 
 def arms(delays: list[int], modes: list[str]) -> dict[str, dict]:
     """Arm name -> inference overrides. ``rtcsN``: RTC executing N actions per plan instead of
-    the checkpoint's n_action_steps, so plans come more often and, with a delay d <= N,
-    part of the old plan beyond the committed actions stays a soft overlap (RTC's regime)."""
+    the checkpoint's n_action_steps: plans come more often (fresher observations) and part of
+    the old plans beyond the committed actions stays a soft overlap (RTC's regime); with a
+    delay d > N several plans are in flight and the committed actions join them."""
     out = {}
     for mode in modes:
         for d in delays:
@@ -35,8 +36,7 @@ def arms(delays: list[int], modes: list[str]) -> dict[str, dict]:
             elif mode == "ensemble":
                 out[f"ensemble_d{d}"] = {"temporal_ensemble": ENSEMBLE_M, "delay": d}
             elif mode.startswith("rtcs") and mode[4:].isdigit():
-                if d <= int(mode[4:]):  # a plan per N steps cannot wait longer than N
-                    out[f"{mode}_d{d}"] = {"rtc": True, "delay": d, "n_action_steps": int(mode[4:])}
+                out[f"{mode}_d{d}"] = {"rtc": True, "delay": d, "n_action_steps": int(mode[4:])}
             else:
                 raise SystemExit(f"mode {mode!r}: use plain, rtc, rtcsN or ensemble")
     return out

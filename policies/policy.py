@@ -183,13 +183,22 @@ class Policy:
         return self._chunks[-1] if self._chunks else None
 
     def _committed(self, t: int) -> tuple[np.ndarray, int] | None:
-        """The old plan from tick t on and how many of its actions run before the new one
-        can (RTC's prefix); None at the start of an episode."""
+        """What the plans already made will run from tick t on, and how many of those actions
+        run before a plan made now can (RTC's prefix); None at the start of an episode.
+
+        With ``delay`` > ``n_action_steps`` several plans are in flight: each tick's action
+        comes from the newest plan arrived by then, so the prefix may join two of them.
+        """
         if not self._chunks:
             return None
-        old = self._chunks[-1]
-        rest = old.actions[t - old.tick :]
-        return (rest, min(self.settings["delay"], len(rest))) if len(rest) else None
+        delay, rest = self.settings["delay"], []
+        for u in range(t, t + self.config.horizon):
+            due = [c for c in self._pending if c.tick + delay <= u]
+            source = due[-1] if due else self._chunks[-1]
+            if u - source.tick >= len(source.actions):
+                break
+            rest.append(source.actions[u - source.tick])
+        return (np.stack(rest), min(delay, len(rest))) if rest else None
 
     @torch.inference_mode()
     def predict_chunk(
@@ -367,7 +376,7 @@ class Policy:
 
 def check_chunking(settings: Mapping[str, Any], horizon: int) -> None:
     """The chunk schedule's settings fit together: the old chunk must cover the ``delay``
-    ticks after each plan, and RTC needs one chunk at a time."""
+    ticks after each plan."""
     delay, n = settings["delay"], settings["n_action_steps"]
     if not isinstance(delay, int) or delay < 0:
         raise ValueError(f"delay={delay!r}: a whole number of control steps >= 0")
@@ -378,5 +387,3 @@ def check_chunking(settings: Mapping[str, Any], horizon: int) -> None:
         )
     if settings["rtc"] and settings["temporal_ensemble"] is not None:
         raise ValueError("rtc and temporal_ensemble exclude each other: choose one")
-    if settings["rtc"] and delay > n:
-        raise ValueError(f"rtc with delay={delay} > n_action_steps={n}: plan less often")
