@@ -100,7 +100,7 @@ class EpisodeRunner:
         film = i < job.settings.videos
         frames: list[np.ndarray] = []
         best, success, switches = info["stage"], False, []
-        actions, handovers = [], []
+        actions, handovers, act_s = [], [], 0.0
         limit = job.settings.max_steps or env.horizon
         for _ in range(limit):
             if film:
@@ -111,7 +111,9 @@ class EpisodeRunner:
                 goal = goal_source(obs)
                 if goal_source.active != before:
                     switches.append(env.elapsed_steps)
+            tick = time.perf_counter()
             action = policy.act(obs, goal)  # frames no plan will read are not rendered
+            act_s += time.perf_counter() - tick
             actions.append(action[ARM_ACTIONS])
             handovers.append(policy.handover)
             obs, _, _, truncated, info = env.step(action, render=policy.reads_next_observation())
@@ -126,6 +128,7 @@ class EpisodeRunner:
             task=env.episode_info["task"], order=_order(env.episode_info), error=None,
             final_eef_pos=[round(float(x), 6) for x in obs["eef_pos"]],
             seams=seam_jumps(np.stack(actions), handovers),
+            act_ms=round(1000 * act_s / len(actions), 3),  # per executed action, plans included
         )  # fmt: skip
         if demo_info:
             r["demo"] = demo_info

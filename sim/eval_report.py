@@ -56,6 +56,10 @@ def eval_info(job: EvalJob, per_episode: list[dict[str, Any]], wall: float) -> d
         info["seams"] = {
             k: None if v is None else round(v, 6) for k, v in seam_ratio(seams).items()
         }
+    timed = [r for r in per_episode if r.get("act_ms") is not None]
+    if timed:  # the policy's time per executed action, weighted by episode length
+        steps = sum(r["length"] for r in timed)
+        info["act_ms"] = round(sum(r["act_ms"] * r["length"] for r in timed) / steps, 3)
     if job.goal == "uvd":
         info["relay"] = dict(**asdict(s.relay), embedding=job.relay_embedding)
     if not s.scene.is_default:
@@ -147,6 +151,10 @@ def _report_md(info: Mapping[str, Any], by_order: Mapping[str, tuple[int, int]])
         lines.append(
             f"- action jumps (the arm's, mean |a_t - a_t-1|): {seams['handover']:.4f} where a "
             f"new chunk takes over, {seams['within']:.4f} within chunks ({seams['ratio']:.2f}x)"
+        )
+    if info.get("act_ms") is not None:
+        lines.append(
+            f"- policy time: {info['act_ms']:.2f} ms per executed action (planning included)"
         )
     if info["n_errors"]:
         lines.append(f"- **{info['n_errors']} episodes ended in an error** (see below)")

@@ -40,6 +40,15 @@ def test_a_peer_scores_exactly_as_the_policy_it_serves(ckpt, tmp_path):
             assert a[key] == b[key], key
 
 
+def test_the_harness_times_each_executed_action_of_a_peer_as_of_its_own_policies(ckpt, tmp_path):
+    slow = evaluate(spec(tmp_path, ckpt, "--sleep-ms", "20"), "lift", 1, seed=0,
+                    out_dir=tmp_path / "slow", workers=0, **FAST)  # fmt: skip
+    direct = evaluate(ckpt, "lift", 1, seed=0, out_dir=tmp_path / "direct", workers=0, **FAST)
+    assert 20 <= slow.info["act_ms"] < 1000 and slow.episodes[0]["act_ms"] >= 20
+    assert 0 < direct.info["act_ms"] < slow.info["act_ms"] - 15
+    assert "ms per executed action" in (tmp_path / "slow" / "report.md").read_text()
+
+
 def test_a_peer_reading_a_key_the_env_lacks_is_refused_before_any_episode(ckpt, tmp_path):
     with pytest.raises(SimError, match="object_pose_secret"):
         evaluate(spec(tmp_path, ckpt, "--extra-input", "object_pose_secret"), "lift", 2,
