@@ -132,8 +132,9 @@ def plot(results: dict[str, dict], path: Path, title: str) -> None:
             labels.append("" if mode == "ensemble" or seams.get("ratio") is None
                           else f"{seams['ratio']:.2f}x")  # fmt: skip
         color = {"plain": "C0", "ensemble": "C1", "rtc": "C2"}.get(mode, "C3")  # same in every plot
-        ax_s.bar(xs, ys, width, yerr=err, capsize=3, label=mode, color=color)
-        bars = ax_j.bar(xs, ratio, width, label=mode, color=color)
+        label = f"rtc, a plan per {mode[4:]} steps" if mode.startswith("rtcs") else mode
+        ax_s.bar(xs, ys, width, yerr=err, capsize=3, label=label, color=color)
+        bars = ax_j.bar(xs, ratio, width, label=label, color=color)
         ax_j.bar_label(bars, labels, fontsize=7)
     for ax in (ax_s, ax_j):
         ax.set_xticks(range(len(delays)), [f"d={d}" for d in delays])
@@ -189,6 +190,8 @@ def main() -> None:
             (f"{mode}_d4", f"{mode}_d0"),
             (f"{mode}_d4", "rtc_d4"),
             (f"{mode}_d4", "plain_d4"),
+            (f"{mode}_d8", "plain_d8"),
+            (f"{mode}_d8", "rtc_d8"),
         ]
     for first, second in pairs:
         line = compare(results, first, second)
