@@ -61,6 +61,7 @@ def main() -> None:
     p.add_argument("--env", default="lift")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=3000)
+    p.add_argument("--device", default="cpu", help="cpu | cuda (the GPU recipe), training and eval")
     p.add_argument("--small", action="store_true", help="a CPU-sized config (see above)")
     p.add_argument(
         "--train-arg",
@@ -94,7 +95,8 @@ def main() -> None:
         extra += (SMALL[a.policy] if a.small else []) + a.train_arg
         run([a.venv / "bin/lerobot-train", "--dataset.repo_id=local/uvdiff",
              f"--dataset.root={dataset}", "--dataset.video_backend=pyav",
-             f"--policy.type={a.policy}", "--policy.device=cpu", "--policy.push_to_hub=false",
+             f"--policy.type={a.policy}", f"--policy.device={a.device}",
+             "--policy.push_to_hub=false",
              f"--steps={a.steps}", f"--batch_size={a.batch_size}", f"--save_freq={a.steps}",
              "--num_workers=0", "--wandb.enable=false", f"--output_dir={train}", *extra],
             log)  # fmt: skip
@@ -102,7 +104,7 @@ def main() -> None:
         spec = a.out / f"peer_{name}.yaml"
         spec.write_text(
             f"command: [{py}, {HERE / 'lerobot_server.py'}, --policy, {model}, "
-            f"--dataset, {dataset}]\nname: lerobot {name}\ntimeout: 600\n"
+            f"--dataset, {dataset}, --device, {a.device}]\nname: lerobot {name}\ntimeout: 600\n"
         )
         run([ROOT / ".venv/bin/uvdiff-eval", f"checkpoint={spec}", f"env={a.env}",
              f"episodes={a.episodes}", f"seed={a.seed}", "workers=1", "videos=0",

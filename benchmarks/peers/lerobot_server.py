@@ -56,16 +56,16 @@ def feature_keys(info: dict) -> tuple[dict[str, list[tuple[str, int]]], dict[str
 
 
 class Served:
-    def __init__(self, policy_dir: str, groups, cameras, threads: int):
+    def __init__(self, policy_dir: str, groups, cameras, threads: int, device: str = "cpu"):
         from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
         torch.set_num_threads(threads)
         policy_type = json.loads((Path(policy_dir) / "config.json").read_text())["type"]
         self.policy = get_policy_class(policy_type).from_pretrained(policy_dir)
-        self.policy.eval()
+        self.policy.to(device).eval()
         self.pre, self.post = make_pre_post_processors(
             self.policy.config, pretrained_path=policy_dir,
-            preprocessor_overrides={"device_processor": {"device": "cpu"}},
+            preprocessor_overrides={"device_processor": {"device": device}},
         )  # fmt: skip
         needed = set(self.policy.config.input_features)
         self.groups = {k: v for k, v in groups.items() if k in needed}
@@ -94,11 +94,12 @@ def main() -> None:
     p.add_argument("--policy", required=True, help="a pretrained_model folder of lerobot-train")
     p.add_argument("--dataset", required=True, help="the LeRobot dataset it was trained on")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
     a = p.parse_args()
     wire_out, sys.stdout = sys.stdout, sys.stderr  # LeRobot logs to stdout: keep it off the wire
     info = json.loads((Path(a.dataset) / "meta" / "info.json").read_text())
     groups, cameras = feature_keys(info)
-    served = Served(a.policy, groups, cameras, a.threads)
+    served = Served(a.policy, groups, cameras, a.threads, a.device)
     state = {k: d for keys in served.groups.values() for k, d in keys}
     inputs = {"state": state, "cameras": {c: cameras[c] for c in served.cameras}}
     action_dim = int(info["features"]["action"]["shape"][0])
