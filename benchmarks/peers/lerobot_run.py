@@ -15,7 +15,10 @@ Optional, outside ``make test``. Each stage is skipped when its output is there 
 ``--small`` trains LeRobot's diffusion policy in a config of its own sized for a CPU (UNet
 down_dims 128/256/512 instead of 512/1024/2048, a 10-step DDIM sampler instead of 100 DDPM
 steps, 50 warmup steps instead of 500, which outlast what a CPU trains in 30 minutes);
-``--train-arg`` passes any other ``lerobot-train`` option through.
+``--minutes M`` trains for a wall-clock budget instead of ``--steps``: a 10-step probe measures
+LeRobot's seconds per step and the run gets the steps that fit (OUT/budget_<policy>.json keeps
+the probe, the steps and the training wall time). ``--train-arg`` passes any other
+``lerobot-train`` option through.
 
 ACT's default backbone downloads ImageNet weights; it is trained here with
 ``--policy.pretrained_backbone_weights=null`` (no download). Videos are decoded with PyAV
@@ -25,6 +28,9 @@ ACT's default backbone downloads ImageNet weights; it is trained here with
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -50,6 +56,34 @@ def run(cmd: list[str], log: Path) -> None:
         raise SystemExit(f"failed ({done.returncode}); see {log}")
 
 
+def train_command(a, dataset: Path, out: Path, steps: int, *more: str) -> list:
+    """LeRobot's own training command for the chosen policy and config."""
+    extra = ["--policy.pretrained_backbone_weights=null"] if a.policy == "act" else []
+    extra += (SMALL[a.policy] if a.small else []) + a.train_arg + list(more)
+    return [a.venv / "bin/lerobot-train", "--dataset.repo_id=local/uvdiff",
+            f"--dataset.root={dataset}", "--dataset.video_backend=pyav",
+            f"--policy.type={a.policy}", f"--policy.device={a.device}",
+            "--policy.push_to_hub=false", f"--steps={steps}", f"--batch_size={a.batch_size}",
+            f"--save_freq={steps}", "--num_workers=0", "--wandb.enable=false",
+            f"--output_dir={out}", *extra]  # fmt: skip
+
+
+def probe_step_s(a, dataset: Path, out: Path, log: Path) -> float:
+    """Seconds per training step (update + data), from LeRobot's log of a 10-step run; the
+    first logged interval (start-up) is left out."""
+    if out.exists():
+        shutil.rmtree(out)
+    probe_log = out.with_suffix(".log")
+    probe_log.unlink(missing_ok=True)
+    run(train_command(a, dataset, out, 10, "--log_freq=5"), probe_log)
+    shutil.rmtree(out, ignore_errors=True)
+    times = [float(u) + float(d) for u, d in
+             re.findall(r"updt_s:([\d.]+) data_s:([\d.]+)", probe_log.read_text())]  # fmt: skip
+    if not times:
+        raise SystemExit(f"no step times in {probe_log}; see {log}")
+    return times[-1]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--demos", type=Path, required=True, help="a uvdiff demo folder")
@@ -57,6 +91,12 @@ def main() -> None:
     p.add_argument("--venv", type=Path, default=Path("/tmp/lerobot-venv"))
     p.add_argument("--policy", choices=["diffusion", "act"], default="diffusion")
     p.add_argument("--steps", type=int, default=2000)
+    p.add_argument(
+        "--minutes",
+        type=float,
+        help="train for this wall-clock budget instead "
+        "(steps from a 10-step probe; the issue's 30 state, 60 camera)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--env", default="lift")
     p.add_argument("--episodes", type=int, default=50)
@@ -91,15 +131,16 @@ def main() -> None:
     train = a.out / f"train_{name}"
     model = train / "checkpoints" / "last" / "pretrained_model"
     if "train" in todo and not model.exists():
-        extra = ["--policy.pretrained_backbone_weights=null"] if a.policy == "act" else []
-        extra += (SMALL[a.policy] if a.small else []) + a.train_arg
-        run([a.venv / "bin/lerobot-train", "--dataset.repo_id=local/uvdiff",
-             f"--dataset.root={dataset}", "--dataset.video_backend=pyav",
-             f"--policy.type={a.policy}", f"--policy.device={a.device}",
-             "--policy.push_to_hub=false",
-             f"--steps={a.steps}", f"--batch_size={a.batch_size}", f"--save_freq={a.steps}",
-             "--num_workers=0", "--wandb.enable=false", f"--output_dir={train}", *extra],
-            log)  # fmt: skip
+        steps, budget = a.steps, {"steps": a.steps}
+        if a.minutes:  # as many steps as a 10-step probe says fit the wall-clock budget
+            step_s = probe_step_s(a, dataset, a.out / f"probe_{name}", log)
+            steps = max(1, int(a.minutes * 60 / step_s))
+            budget = {"minutes": a.minutes, "probe_step_s": round(step_s, 3), "steps": steps}
+            print(f"probe: {step_s:.2f} s per step -> {steps} steps in {a.minutes} min")
+        t = time.perf_counter()
+        run(train_command(a, dataset, train, steps), log)
+        budget["train_wall_s"] = round(time.perf_counter() - t, 1)
+        (a.out / f"budget_{name}.json").write_text(json.dumps(budget, indent=2) + "\n")
     if "eval" in todo:
         spec = a.out / f"peer_{name}.yaml"
         spec.write_text(
