@@ -426,3 +426,34 @@ def test_cli(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"error: {DATA}: column 'action' is missing" in err
     assert nothing_left(tmp_path / "bad")
+
+
+def _folder_with_objects(root: Path, cameras: dict) -> Path:
+    info = DatasetInfo(fps=10, action_dim=2, state={"eef_pos": 3, "object": 4}, cameras=cameras)
+    folder = DemoFolder.create(root, info)
+    rng = np.random.default_rng(1)
+    T = 6
+    folder.add_episode(Episode(
+        action=rng.normal(size=(T, 2)).astype(np.float32),
+        state={"eef_pos": rng.normal(size=(T, 3)), "object": rng.normal(size=(T, 4))},
+        frames={c: smooth_frames(T, hw, 20) for c, hw in cameras.items()}, task="lift",
+    ))  # fmt: skip
+    return root
+
+
+def test_camera_layout_leaves_the_object_poses_out(tmp_path, capsys):
+    src = _folder_with_objects(tmp_path / "demo", {"front": (16, 16)})
+    for layout in ("policy", "camera"):
+        out = tmp_path / layout
+        assert convert_main([str(src), str(out), "--from", "to-lerobot", "--layout", layout,
+                             "--no-progress"]) == 0  # fmt: skip
+        features = json.loads((out / "meta/info.json").read_text())["features"]
+        assert features["observation.state"]["names"] == ["eef_pos_0", "eef_pos_1", "eef_pos_2"]
+        assert "observation.images.front" in features and "observation.object" not in features
+        assert ("observation.environment_state" in features) == (layout == "policy")
+        columns = pq.read_table(out / DATA).column_names
+        assert ("observation.environment_state" in columns) == (layout == "policy")
+    blind = _folder_with_objects(tmp_path / "blind", {})
+    assert convert_main([str(blind), str(tmp_path / "no"), "--from", "to-lerobot", "--layout",
+                         "camera", "--no-progress"]) == 1  # fmt: skip
+    assert "--layout camera: the folder has no camera" in capsys.readouterr().err

@@ -3,8 +3,8 @@
 Optional, outside ``make test``. Each stage is skipped when its output is there (resumable):
 
   venv    LeRobot's own venv from PyPI: torch first (pinned), then lerobot==0.4.4
-  export  ``uvdiff-convert DEMOS --from to-lerobot --layout policy`` (observation.state,
-          observation.environment_state, observation.images.*)
+  export  ``uvdiff-convert DEMOS --from to-lerobot --layout policy|camera``
+          (observation.state, observation.environment_state unless camera, observation.images.*)
   check   LeRobot's own dataset loader and policy config on the export (lerobot_check.py)
   train   LeRobot's own training command, ``lerobot-train --policy.type=diffusion|act``
   eval    ``uvdiff-eval checkpoint=PEER.yaml`` (lerobot_server.py behind the peer protocol)
@@ -102,6 +102,9 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=3000)
     p.add_argument("--device", default="cpu", help="cpu | cuda (the GPU recipe), training and eval")
+    p.add_argument("--layout", choices=["policy", "camera"], default="policy",
+                   help="export: policy (state + object poses + cameras) or camera (no object "
+                   "poses: the camera-only rows)")  # fmt: skip
     p.add_argument("--small", action="store_true", help="a CPU-sized config (see above)")
     p.add_argument(
         "--train-arg",
@@ -121,10 +124,10 @@ def main() -> None:
         run([sys.executable, "-m", "venv", a.venv], log)
         run([py, "-m", "pip", "install", "-q", *TORCH], log)
         run([py, "-m", "pip", "install", "-q", LEROBOT, *TORCH], log)
-    dataset = a.out / "lerobot_dataset"
+    dataset = a.out / ("lerobot_dataset" if a.layout == "policy" else f"lerobot_{a.layout}")
     if "export" in todo and not dataset.exists():
         run([ROOT / ".venv/bin/uvdiff-convert", a.demos, dataset, "--from", "to-lerobot",
-             "--layout", "policy", "--no-progress"], log)  # fmt: skip
+             "--layout", a.layout, "--no-progress"], log)  # fmt: skip
     if "check" in todo:
         run([py, HERE / "lerobot_check.py", dataset], log)
     name = f"{a.policy}_small" if a.small else a.policy

@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", help="rosbag: the task string of every episode")
     parser.add_argument(
         "--layout",
-        choices=["keys", "policy"],
+        choices=["keys", "policy", "camera"],
         default="keys",
-        help="to-lerobot: keys (observation.<key> per state key) or policy (the robot's keys "
+        help="to-lerobot: keys (observation.<key> per state key), policy (the robot's keys "
         "as observation.state, the object's as observation.environment_state: what LeRobot's "
-        "policies read)",
+        "policies read) or camera (policy without the object's keys: camera-only policies)",
     )
     args = parser.parse_args(argv)
     try:
@@ -103,10 +103,19 @@ def main(argv: list[str] | None = None) -> int:
             import_lerobot(args.src, args.out, progress=progress)
         else:
             from ..folder import DemoFolder
-            from .lerobot import export_lerobot, policy_groups
+            from .lerobot import export_lerobot, policy_groups, scene_keys
 
-            groups = policy_groups(DemoFolder(args.src).info) if args.layout == "policy" else None
-            export_lerobot(args.src, args.out, groups=groups, progress=progress)
+            info = DemoFolder(args.src).info
+            groups, drop = None, []
+            if args.layout != "keys":
+                groups = policy_groups(info, scene=args.layout == "policy")
+            if args.layout == "camera":
+                if not info.cameras:
+                    raise DemoFolderError(
+                        "--layout camera: the folder has no camera", "dataset.json"
+                    )
+                drop = scene_keys(info)
+            export_lerobot(args.src, args.out, groups=groups, drop=drop, progress=progress)
     except DemoFolderError as e:
         for problem in e.problems:
             print(f"error: {problem}", file=sys.stderr)

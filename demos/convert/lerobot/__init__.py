@@ -23,7 +23,7 @@ from .layout import (
     VIDEO_PATH,
 )
 from .read import import_lerobot
-from .write import export_lerobot, policy_groups
+from .write import export_lerobot, policy_groups, scene_keys
 
 __all__ = [
     "DATA_PATH",
@@ -38,4 +38,5 @@ __all__ = [
     "export_lerobot",
     "import_lerobot",
     "policy_groups",
+    "scene_keys",
 ]

@@ -7,6 +7,7 @@ LeRobot 0.4 writes them, and the per-camera videos through ``mp4``, in a staging
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,19 @@ from .stats import _aggregate, _image_stats, _jsonable, _stats
 ENV_STATE_KEYS = ("object",)  # state keys that describe the scene, not the robot
 
 
-def policy_groups(info: DatasetInfo) -> dict[str, list[str]]:
+def policy_groups(info: DatasetInfo, scene: bool = True) -> dict[str, list[str]]:
     """The layout LeRobot's policies read: the robot's state keys concatenated as
-    ``observation.state``, the scene's (``ENV_STATE_KEYS``) as ``observation.environment_state``."""
+    ``observation.state``, the scene's (``ENV_STATE_KEYS``) as ``observation.environment_state``
+    (``scene=False``: without them, for camera-only policies; pass them as ``drop``)."""
     robot = [k for k in info.state if k not in ENV_STATE_KEYS]
-    scene = [k for k in info.state if k in ENV_STATE_KEYS]
+    objects = [k for k in info.state if k in ENV_STATE_KEYS] if scene else []
     groups = {"observation.state": robot} if robot else {}
-    return groups | ({"observation.environment_state": scene} if scene else {})
+    return groups | ({"observation.environment_state": objects} if objects else {})
+
+
+def scene_keys(info: DatasetInfo) -> list[str]:
+    """The state keys that describe the scene (what a real arm has no sensor for)."""
+    return [k for k in info.state if k in ENV_STATE_KEYS]
 
 
 def export_lerobot(
@@ -42,6 +49,7 @@ def export_lerobot(
     out: str | Path,
     *,
     groups: dict[str, list[str]] | None = None,
+    drop: Sequence[str] = (),
     progress: bool = True,
 ) -> Path:
     """Write demo folder ``demo_dir`` as a new LeRobot v3.0 dataset ``out``.
@@ -50,13 +58,14 @@ def export_lerobot(
     as t / fps; each camera gets one H.264 mp4 holding all episodes back to back.
     State key ``k`` becomes ``observation.k``, camera ``c`` becomes ``observation.images.c``;
     ``groups`` (feature -> state keys, e.g. ``policy_groups(info)``) concatenates keys into one
-    feature instead, its names ``<key>_<i>`` saying which values came from where.
+    feature instead, its names ``<key>_<i>`` saying which values came from where. State keys
+    in ``drop`` are left out (a camera-only export has no object poses).
     """
     folder = DemoFolder(demo_dir)
     info, ids = folder.info, folder.episode_ids
     _check_exportable(info, ids)
     rate = Fraction(info.fps).limit_denominator(1001)
-    keys = _state_features(info, groups or {})
+    keys = _state_features(info, groups or {}, drop)
     cams = {cam: f"observation.images.{cam}" for cam in info.cameras}
     tasks: dict[str, int] = {}  # task -> task_index, in order of first use as LeRobot does
     columns: dict[str, list[np.ndarray]] = {}
@@ -92,14 +101,21 @@ def export_lerobot(
     return Path(out)
 
 
-def _state_features(info: DatasetInfo, groups: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Feature name -> the state keys it holds, in order: the groups, then every other key."""
+def _state_features(
+    info: DatasetInfo, groups: dict[str, list[str]], drop: Sequence[str] = ()
+) -> dict[str, list[str]]:
+    """Feature name -> the state keys it holds, in order: the groups, then every other key
+    not in ``drop``."""
     grouped = [k for ks in groups.values() for k in ks]
     unknown = sorted(set(grouped) - set(info.state))
     if unknown or len(grouped) != len(set(grouped)):
         raise DemoFolderError(f"state keys {unknown or grouped} cannot be grouped "
                               f"(keys: {list(info.state)})", DATASET_JSON)  # fmt: skip
-    rest = {f"observation.{k}": [k] for k in info.state if k not in grouped}
+    unknown = sorted(set(drop) - set(info.state))
+    if unknown or set(drop) & set(grouped):
+        raise DemoFolderError(f"state keys {unknown or sorted(set(drop) & set(grouped))} cannot "
+                              f"be left out (keys: {list(info.state)})", DATASET_JSON)  # fmt: skip
+    rest = {f"observation.{k}": [k] for k in info.state if k not in grouped and k not in drop}
     return {**{feat: list(ks) for feat, ks in groups.items() if ks}, **rest}
 
 
