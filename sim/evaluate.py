@@ -288,7 +288,8 @@ def _prepare_peer(spec: Path, env_name: str, s: EvalSettings, orders, overrides)
     return EvalJob(checkpoint=str(spec), env_name=env_name,
                    settings=replace(s, video_size=tuple(int(v) for v in s.video_size)),
                    orders=orders, goal="none", goal_keys=[], goal_stats={}, relay_embedding="",
-                   cameras=list(cfg.cameras), embedded={}, image_size=image_size, overrides={},
+                   cameras=list(_policy_cameras(cfg)), embedded=embedded_cameras(cfg),
+                   image_size=image_size, overrides={},
                    policy_settings=dict(peer.settings))  # fmt: skip
 
 

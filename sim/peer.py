@@ -15,6 +15,11 @@ Then ``{"op": "reset", "seed": s}`` at each episode start and ``{"op": "act", "o
 each step, answered ``{"action": [...]}`` (or ``{"error": "..."}``). A peer that dies fails
 the episode it was in, with its exit status and last stderr lines, and is restarted for the
 next one. The peer side is ``sim.peer_wire.serve``.
+
+Matched features: with ``embed_with: RUN`` (a uvdiff checkpoint or run trained on a frozen
+backbone's embeddings), the state keys ``<camera>_emb`` the peer asks for are computed here from
+the camera's frames by that checkpoint's backbone, so both stacks' policies read the same
+embeddings (``benchmarks/peers/embed_export.py`` exports the demos with them).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -52,8 +58,36 @@ class PeerConfig:
     cameras: dict[str, list[int]]
     action_dim: int
     embeddings: dict[str, int] = field(default_factory=dict)
-    backbone: None = None
+    backbone: dict[str, Any] | None = None  # with embed_with: the uvdiff checkpoint's record
     uses_goal: bool = False
+
+
+class BackboneEmbeddings:
+    """Camera frames -> the frozen backbone embeddings a uvdiff checkpoint was trained on."""
+
+    def __init__(self, checkpoint: Path):
+        from policies.checkpoint import CheckpointError, load_config, resolve
+
+        try:
+            self.ckpt = resolve(checkpoint)
+            cfg, _ = load_config(self.ckpt)
+        except (CheckpointError, OSError) as e:
+            raise PeerError(f"embed_with: {e}") from None
+        if not cfg.backbone:
+            raise PeerError(f"embed_with: {self.ckpt} was not trained on backbone embeddings")
+        self.record = cfg.backbone
+        self.dims = {k: d for k, d in cfg.embeddings.items()}
+        self._embedders: dict[str, Any] = {}
+
+    def __call__(self, camera: str, frame: np.ndarray) -> np.ndarray:
+        from policies.embeddings import load_embedder
+        from policies.frames import fit_frame
+
+        if camera not in self._embedders:
+            self._embedders[camera] = load_embedder(self.ckpt, self.record, camera)
+        size = self.record["cameras"][camera].get("size")
+        frame = fit_frame(frame, size, camera) if size else np.asarray(frame)
+        return self._embedders[camera].embed(frame[None])[0]
 
 
 class PeerPolicy:
@@ -84,6 +118,27 @@ class PeerPolicy:
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as e:
             raise PeerError(f"{self.spec}: the peer's hello lacks {e} ({hello})") from None
+        self.embeddings: BackboneEmbeddings | None = None
+        if doc.get("embed_with"):
+            self._embed_with(self.spec.parent / str(doc["embed_with"]))
+
+    def _embed_with(self, checkpoint: Path) -> None:
+        """Serve the peer's ``<camera>_emb`` keys from the checkpoint's backbone."""
+        from policies.embeddings import embedded_cameras
+
+        self.embeddings = BackboneEmbeddings(checkpoint)
+        offered = embedded_cameras(SimpleNamespace(backbone=self.embeddings.record))
+        cfg = self.config
+        for key in [k for k in cfg.state if k in offered]:
+            cfg.embeddings[key] = cfg.state.pop(key)
+            given = self.embeddings.dims.get(key, cfg.embeddings[key])
+            if cfg.embeddings[key] != given:
+                raise PeerError(f"{self.spec}: the peer reads {key} with {cfg.embeddings[key]} "
+                                f"numbers, embed_with gives {given}")  # fmt: skip
+        cfg.backbone = {**self.embeddings.record, "cameras": {
+            offered[k]: self.embeddings.record["cameras"][offered[k]] for k in cfg.embeddings
+        }}  # fmt: skip
+        self._embedded = {k: offered[k] for k in cfg.embeddings}
 
     # ------------------------------------------------------------------ the process
     def _start(self) -> subprocess.Popen:
@@ -129,7 +184,10 @@ class PeerPolicy:
 
     def act(self, obs: Mapping[str, Any], goal: Any = None) -> np.ndarray:
         keys = [*self.config.state, *self.config.cameras]
-        reply = self._call({"op": "act", "obs": {k: np.asarray(obs[k]) for k in keys}})
+        sent = {k: np.asarray(obs[k]) for k in keys}
+        for key, camera in (self._embedded if self.embeddings else {}).items():
+            sent[key] = self.embeddings(camera, obs[camera])
+        reply = self._call({"op": "act", "obs": sent})
         action = np.asarray(reply["action"], dtype=np.float32)
         if action.shape != (self.config.action_dim,):
             raise PeerError(f"peer {self.name} sent an action of shape {action.shape}, "

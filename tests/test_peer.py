@@ -69,3 +69,36 @@ def test_inference_overrides_for_a_peer_are_refused(ckpt, tmp_path):
     with pytest.raises(SimError, match="the peer's own"):
         evaluate(spec(tmp_path, ckpt), "lift", 1, out_dir=tmp_path / "o", workers=0,
                  inference={"rtc": True}, **FAST)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def embedding_ckpt(tmp_path_factory, one_torch_thread):
+    root = tmp_path_factory.mktemp("peer_emb")
+    folder = expert_folder(root / "lift", "lift", range(2), cameras=("agentview",),
+                           image_size=(32, 32))  # fmt: skip
+    policy = mlp_policy(32, d_state=8, d_embedding=8, horizon=4, n_action_steps=2)
+    return train_checkpoint(folder.root, root / "run", "none", policy=policy,
+                            state_keys=["eef_pos"], embeddings=["agentview"], backbone="pixels",
+                            steps=4, batch_size=16)  # fmt: skip
+
+
+def test_embed_with_gives_a_peer_the_same_frozen_embeddings_as_our_policy(embedding_ckpt, tmp_path):
+    """Matched features: the peer asks for agentview_emb as state; the harness renders the
+    camera and embeds it with the checkpoint's backbone, so the served policy acts as directly."""
+    path = spec(tmp_path, embedding_ckpt, "--embeddings-as-state")
+    doc = yaml.safe_load(path.read_text())
+    no_embedding = tmp_path / "plain.yaml"
+    no_embedding.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SimError, match="agentview_emb"):  # without embed_with: refused, named
+        evaluate(no_embedding, "lift", 1, out_dir=tmp_path / "refused", workers=0, **FAST)
+    path.write_text(yaml.safe_dump({**doc, "embed_with": str(embedding_ckpt)}))
+    direct = evaluate(embedding_ckpt, "lift", 2, seed=5, out_dir=tmp_path / "direct", workers=0,
+                      **FAST)  # fmt: skip
+    peer = evaluate(path, "lift", 2, seed=5, out_dir=tmp_path / "peer", workers=0, **FAST)
+    assert peer.info["n_errors"] == 0
+    for a, b in zip(direct.episodes, peer.episodes, strict=True):
+        for key in ("seed", "success", "length", "final_eef_pos"):
+            assert a[key] == b[key], key
+    path.write_text(yaml.safe_dump({**doc, "embed_with": str(tmp_path / "nowhere")}))
+    with pytest.raises(SimError, match="embed_with"):
+        evaluate(path, "lift", 1, out_dir=tmp_path / "bad", workers=0, **FAST)

@@ -2,6 +2,7 @@
 policy would be: the tests compare its scores with a direct evaluation of the same checkpoint.
 
     python tests/peers/uvdiff_peer.py CHECKPOINT [--die-at N] [--extra-input KEY] [--sleep-ms MS]
+        [--embeddings-as-state]  (asks for its backbone's embeddings as state: embed_with)
 """
 
 import argparse
@@ -39,9 +40,12 @@ def main() -> None:
     p.add_argument("--die-at", type=int, default=0)
     p.add_argument("--extra-input", default="")
     p.add_argument("--sleep-ms", type=float, default=0.0)
+    p.add_argument("--embeddings-as-state", action="store_true")
     a = p.parse_args()
     cfg = Policy.from_pretrained(a.checkpoint).config
     state = dict(cfg.state)
+    if a.embeddings_as_state:  # a peer trained on exported embeddings reads them as state
+        state.update(cfg.embeddings)
     if a.extra_input:
         state[a.extra_input] = 3
     inputs = {"state": state, "cameras": {c: list(hw) for c, hw in cfg.cameras.items()}}
