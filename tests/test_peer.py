@@ -82,6 +82,40 @@ def embedding_ckpt(tmp_path_factory, one_torch_thread):
                             steps=4, batch_size=16)  # fmt: skip
 
 
+def test_embed_export_puts_the_runs_embeddings_where_lerobots_policies_read_them(
+    embedding_ckpt, tmp_path
+):
+    import importlib.util
+    import json
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from demos import DemoFolder
+    from demos.convert.cli import main as convert_main
+
+    path = Path(__file__).parents[1] / "benchmarks" / "peers" / "embed_export.py"
+    module = importlib.util.spec_from_file_location("embed_export", path)
+    embed_export = importlib.util.module_from_spec(module)
+    module.loader.exec_module(embed_export)
+    demos = embedding_ckpt.parents[2] / "lift"
+    out = embed_export.export(demos, embedding_ckpt, tmp_path / "emb", progress=False)
+    folder = DemoFolder(out)
+    assert not folder.info.cameras and "object" not in folder.info.state
+    first = folder.episode_ids[0]
+    cached = sorted((demos / "cache" / "embeddings").glob(f"pixels-*/agentview/{first}.npy"))
+    np.testing.assert_array_equal(folder.read_lowdim(first)["agentview_emb"], np.load(cached[0]))
+    assert convert_main([str(out), str(tmp_path / "lr"), "--from", "to-lerobot", "--layout",
+                         "policy", "--no-progress"]) == 0  # fmt: skip
+    info = json.loads((tmp_path / "lr" / "meta" / "info.json").read_text())
+    env = info["features"]["observation.environment_state"]
+    assert env["names"][0] == "agentview_emb_0" and env["shape"] == [np.load(cached[0]).shape[1]]
+    assert info["features"]["observation.state"]["names"] == ["eef_pos_0", "eef_pos_1", "eef_pos_2"]
+    rows = pq.read_table(next((tmp_path / "lr" / "data").rglob("*.parquet")))
+    got = np.asarray(rows.column("observation.environment_state").to_pylist()[:3], np.float32)
+    np.testing.assert_allclose(got, np.load(cached[0])[:3], rtol=1e-6)
+
+
 def test_embed_with_gives_a_peer_the_same_frozen_embeddings_as_our_policy(embedding_ckpt, tmp_path):
     """Matched features: the peer asks for agentview_emb as state; the harness renders the
     camera and embeds it with the checkpoint's backbone, so the served policy acts as directly."""

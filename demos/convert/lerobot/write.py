@@ -27,16 +27,19 @@ from .mp4 import _codec_name, _Mp4, _video_rel
 from .stats import _aggregate, _image_stats, _jsonable, _stats
 
 ENV_STATE_KEYS = ("object",)  # state keys that describe the scene, not the robot
+EMBEDDING_SUFFIX = "_emb"  # a camera's frozen embedding (policies.embeddings), scene too
 
 
 def policy_groups(info: DatasetInfo, scene: bool = True) -> dict[str, list[str]]:
     """The layout LeRobot's policies read: the robot's state keys concatenated as
-    ``observation.state``, the scene's (``ENV_STATE_KEYS``) as ``observation.environment_state``
-    (``scene=False``: without them, for camera-only policies; pass them as ``drop``)."""
-    robot = [k for k in info.state if k not in ENV_STATE_KEYS]
+    ``observation.state``, the scene's (``ENV_STATE_KEYS``, and frozen camera embeddings
+    ``<camera>_emb``) as ``observation.environment_state`` (``scene=False``: without the
+    object poses, for camera-only policies; pass them as ``drop``)."""
+    seen = [k for k in info.state if k.endswith(EMBEDDING_SUFFIX)]
+    robot = [k for k in info.state if k not in ENV_STATE_KEYS and k not in seen]
     objects = [k for k in info.state if k in ENV_STATE_KEYS] if scene else []
     groups = {"observation.state": robot} if robot else {}
-    return groups | ({"observation.environment_state": objects} if objects else {})
+    return groups | ({"observation.environment_state": objects + seen} if objects + seen else {})
 
 
 def scene_keys(info: DatasetInfo) -> list[str]:
