@@ -32,7 +32,6 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -76,7 +75,7 @@ class BackboneEmbeddings:
         if not cfg.backbone:
             raise PeerError(f"embed_with: {self.ckpt} was not trained on backbone embeddings")
         self.record = cfg.backbone
-        self.dims = {k: d for k, d in cfg.embeddings.items()}
+        self.dims = dict(cfg.embeddings)
         self._embedders: dict[str, Any] = {}
 
     def __call__(self, camera: str, frame: np.ndarray) -> np.ndarray:
@@ -120,14 +119,18 @@ class PeerPolicy:
             raise PeerError(f"{self.spec}: the peer's hello lacks {e} ({hello})") from None
         self.embeddings: BackboneEmbeddings | None = None
         if doc.get("embed_with"):
-            self._embed_with(self.spec.parent / str(doc["embed_with"]))
+            try:
+                self._embed_with(self.spec.parent / str(doc["embed_with"]))
+            except PeerError:
+                self.close()
+                raise
 
     def _embed_with(self, checkpoint: Path) -> None:
         """Serve the peer's ``<camera>_emb`` keys from the checkpoint's backbone."""
-        from policies.embeddings import embedded_cameras
+        from policies.embeddings import embedding_key
 
         self.embeddings = BackboneEmbeddings(checkpoint)
-        offered = embedded_cameras(SimpleNamespace(backbone=self.embeddings.record))
+        offered = {embedding_key(c): c for c in self.embeddings.record["cameras"]}
         cfg = self.config
         for key in [k for k in cfg.state if k in offered]:
             cfg.embeddings[key] = cfg.state.pop(key)
