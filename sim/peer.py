@@ -118,6 +118,7 @@ class PeerPolicy:
         except (KeyError, TypeError, ValueError) as e:
             raise PeerError(f"{self.spec}: the peer's hello lacks {e} ({hello})") from None
         self.embeddings: BackboneEmbeddings | None = None
+        self._embedded: dict[str, str] = {}  # embedding key -> camera, served by embed_with
         if doc.get("embed_with"):
             try:
                 self._embed_with(self.spec.parent / str(doc["embed_with"]))
@@ -188,7 +189,7 @@ class PeerPolicy:
     def act(self, obs: Mapping[str, Any], goal: Any = None) -> np.ndarray:
         keys = [*self.config.state, *self.config.cameras]
         sent = {k: np.asarray(obs[k]) for k in keys}
-        for key, camera in (self._embedded if self.embeddings else {}).items():
+        for key, camera in self._embedded.items():
             sent[key] = self.embeddings(camera, obs[camera])
         reply = self._call({"op": "act", "obs": sent})
         action = np.asarray(reply["action"], dtype=np.float32)

@@ -21,7 +21,7 @@ from real.ros_topics import Reconnect, command_message
 sys.path.insert(0, str(Path(__file__).parent / "rosrig"))
 import dds_types as peer  # noqa: E402
 from dds_rig import node_starter, random_domain  # noqa: E402
-from dds_rig import wait_until as _wait  # noqa: E402
+from rosrig import wait_until as _wait  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / "tests" / "rosrig" / "dds_fjt_node.py"

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from rosrig import Rig, have_ros
+from rosrig import Rig, have_ros, wait_until
 
 from real.config import RobotSpec
 from real.deploy import deploy, make_robot
@@ -73,13 +73,8 @@ def arm_status(arm):
     return json.loads(arm.status.read_text())
 
 
-def wait_for(pred, timeout=5.0, step=0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
+def wait_for(pred, timeout=5.0):
+    return wait_until(pred, timeout, step=0.02)
 
 
 # ---------------------------------------------------------------------- pure helpers

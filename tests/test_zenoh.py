@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import zenoh
 from rosbags.typesys import Stores, get_typestore
+from rosrig import wait_until
 
 from real import rmw_zenoh as rz
 from real import ros2_msgs as msgs
@@ -160,12 +161,7 @@ class Peer:
 
 
 def _wait(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
+    return wait_until(pred, timeout, step=0.02)
 
 
 def _joint_state(k: int):

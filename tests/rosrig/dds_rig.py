@@ -19,15 +19,6 @@ def random_domain() -> int:
     return random.Random(os.getpid() + time.time_ns()).randrange(100, 200)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
-
-
 @contextmanager
 def node_starter(script: Path, ready: str, tmp_path: Path) -> Iterator[Callable]:
     """Yields ``start(*args) -> (domain, status reader)``; every node started is killed after."""
