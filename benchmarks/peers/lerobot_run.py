@@ -100,6 +100,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--env", default="lift")
     p.add_argument("--episodes", type=int, default=50)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="eval workers, each with its own LeRobot process (1: clean timings)",
+    )
     p.add_argument("--seed", type=int, default=3000)
     p.add_argument("--device", default="cpu", help="cpu | cuda (the GPU recipe), training and eval")
     p.add_argument("--layout", choices=["policy", "camera"], default="policy",
@@ -151,7 +157,7 @@ def main() -> None:
             f"--dataset, {dataset}, --device, {a.device}]\nname: lerobot {name}\ntimeout: 600\n"
         )
         run([ROOT / ".venv/bin/uvdiff-eval", f"checkpoint={spec}", f"env={a.env}",
-             f"episodes={a.episodes}", f"seed={a.seed}", "workers=1", "videos=0",
+             f"episodes={a.episodes}", f"seed={a.seed}", f"workers={a.workers}", "videos=0",
              f"out_dir={a.out / f'eval_{name}'}", "progress=false"], log)  # fmt: skip
     print(f"done in {(time.perf_counter() - t0) / 60:.1f} min; log: {log}")
 
