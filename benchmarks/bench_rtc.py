@@ -85,16 +85,14 @@ def table(results: dict[str, dict]) -> list[str]:
 
 
 def compare(results: dict[str, dict], first: str, second: str) -> str | None:
-    from sim.intervals import newcombe_paired, paired_counts
+    from sim.intervals import paired_counts, paired_text
 
     if first not in results or second not in results:
         return None
     x = [e["success"] for e in results[first]["per_episode"]]
     y = [e["success"] for e in results[second]["per_episode"]]
     counts = paired_counts(x, y)
-    low, high = newcombe_paired(*counts)
-    diff = (counts[1] - counts[2]) / len(x)
-    return (f"{first} - {second}: {100 * diff:+.0f} points [{100 * low:+.0f}, {100 * high:+.0f}] "
+    return (f"{first} - {second}: {paired_text(*counts)} "
             f"(both {counts[0]}, only the first {counts[1]}, only the second {counts[2]}, "
             f"neither {counts[3]})")  # fmt: skip
 

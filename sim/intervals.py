@@ -75,3 +75,11 @@ def rate_text(successes: int, n: int) -> str:
     """'90% [78, 96] (45/50)': the rate with its 95% Wilson interval, in percent."""
     low, high = wilson(successes, n)
     return f"{100 * successes / n:.0f}% [{100 * low:.0f}, {100 * high:.0f}] ({successes}/{n})"
+
+
+def paired_text(both: int, first_only: int, second_only: int, neither: int) -> str:
+    """'+30 points [+8, +49]': the paired difference of two arms on the same seeds, with its
+    95% interval (``newcombe_paired``), in percentage points."""
+    low, high = newcombe_paired(both, first_only, second_only, neither)
+    diff = (first_only - second_only) / (both + first_only + second_only + neither)
+    return f"{100 * diff:+.0f} points [{100 * low:+.0f}, {100 * high:+.0f}]"

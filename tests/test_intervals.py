@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from sim.intervals import newcombe, newcombe_paired, paired_counts, rate_text, wilson
+from sim.intervals import (
+    newcombe,
+    newcombe_paired,
+    paired_counts,
+    paired_text,
+    rate_text,
+    wilson,
+)
 
 
 @pytest.mark.parametrize(
@@ -73,3 +80,10 @@ def test_paired_interval_covers_the_true_difference_about_95_percent_of_the_time
         low, high = newcombe_paired(*paired_counts(list(x), list(y)))
         hits += low <= (0.2 * 0.3 + 0.8 * 0.95) - (0.2 * 0.2 + 0.8 * 0.85) <= high
     assert 0.93 <= hits / trials <= 0.985
+
+
+def test_paired_text_gives_the_difference_with_its_paired_interval_in_points():
+    low, high = newcombe_paired(36, 4, 0, 10)
+    text = paired_text(36, 4, 0, 10)
+    assert text == f"+8 points [{100 * low:+.0f}, {100 * high:+.0f}]"
+    assert paired_text(0, 0, 5, 5).startswith("-50 points [")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sim.intervals import newcombe_paired, paired_counts, rate_text  # noqa: E402
+from sim.intervals import paired_counts, paired_text, rate_text  # noqa: E402
 
 
 def load(run: Path) -> tuple[dict[int, bool], float | None]:
@@ -41,14 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     seeds = sorted(s1)
     counts = paired_counts([s1[s] for s in seeds], [s2[s] for s in seeds])
     both, first_only, second_only, _ = counts
-    low, high = newcombe_paired(*counts)
     n = len(seeds)
     for name, succ, ms in ((a.names[0], s1, ms1), (a.names[1], s2, ms2)):
         timing = f", {ms:.3g} ms per executed action" if ms is not None else ""
         print(f"{name}: {rate_text(sum(succ.values()), n)}{timing}")
-    diff = 100 * (first_only - second_only) / n
     print(
-        f"{a.names[0]} - {a.names[1]}: {diff:+.0f} points [{100 * low:+.0f}, {100 * high:+.0f}] "
+        f"{a.names[0]} - {a.names[1]}: {paired_text(*counts)} "
         f"(seeds {seeds[0]}..{seeds[-1]}: {both} both, {first_only} only {a.names[0]}, "
         f"{second_only} only {a.names[1]})"
     )
